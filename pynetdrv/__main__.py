@@ -1,0 +1,3 @@
+from pynetdrv.cli import main
+
+raise SystemExit(main())

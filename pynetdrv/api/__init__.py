@@ -1,0 +1,1 @@
+"""The Docker plugin wire protocol: pydantic models and the HTTP adapter."""

@@ -1,0 +1,56 @@
+"""``pynetdrv`` command line: options map one to one onto Config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from pynetdrv import __version__
+from pynetdrv.config import DEFAULT_POOLS_V4, DEFAULT_POOLS_V6, DEFAULT_SOCKET, DEFAULT_STATE, Config, DefaultPool
+from pynetdrv.lock import AlreadyRunning
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pynetdrv", description="Docker network + IPAM driver (bridges, veths, SQLite state)")
+    p.add_argument("--version", action="version", version=f"pynetdrv {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the plugin daemon")
+    s.add_argument("--socket", type=Path, default=DEFAULT_SOCKET,
+                   help="unix socket Docker connects to; its name (without .sock) is the driver name "
+                   f"(default {DEFAULT_SOCKET})")
+    s.add_argument("--state", type=Path, default=DEFAULT_STATE, help=f"SQLite state file (default {DEFAULT_STATE})")
+    s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    s.add_argument("--default-pool", action="append", metavar="base=CIDR,size=N", type=_default_pool,
+                   help="range automatic pools are carved from; repeatable, both families "
+                   f"(default {' and '.join(DEFAULT_POOLS_V4 + DEFAULT_POOLS_V6)})")
+    return p
+
+
+def _default_pool(text: str) -> DefaultPool:
+    try:
+        return DefaultPool.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    config = Config(socket=args.socket, state=args.state, log_level=args.log_level)
+    if args.default_pool:
+        config = Config(socket=args.socket, state=args.state, log_level=args.log_level,
+                        default_pools=tuple(args.default_pool))
+    from pynetdrv.server import serve
+
+    try:
+        asyncio.run(serve(config))
+    except AlreadyRunning as e:
+        print(f"pynetdrv: {e}", file=sys.stderr)
+        return 1
+    return 0

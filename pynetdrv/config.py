@@ -1,0 +1,51 @@
+"""Daemon configuration: a frozen value built by the CLI, read by the server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import netaddr
+
+DEFAULT_SOCKET = Path("/run/docker/plugins/pynetdrv.sock")
+DEFAULT_STATE = Path("/var/lib/pynetdrv/state.db")
+
+#: Automatic pools (no --subnet) are carved from these, in order, skipping any
+#: subnet that overlaps a pynetdrv pool or a route of the host.  Same syntax as
+#: dockerd's --default-address-pool.
+DEFAULT_POOLS_V4 = ("base=10.200.0.0/13,size=24",)
+DEFAULT_POOLS_V6 = ("base=fd70:6e64::/32,size=64",)
+
+
+@dataclass(frozen=True)
+class DefaultPool:
+    base: netaddr.IPNetwork
+    size: int
+
+    @classmethod
+    def parse(cls, text: str) -> DefaultPool:
+        """``base=10.200.0.0/13,size=24`` -> DefaultPool; ValueError names the problem."""
+        fields = dict(part.split("=", 1) for part in text.split(",") if "=" in part)
+        if set(fields) != {"base", "size"}:
+            raise ValueError(f"default pool {text!r}: expected base=CIDR,size=PREFIXLEN")
+        try:
+            base = netaddr.IPNetwork(fields["base"])
+            size = int(fields["size"])
+        except (netaddr.AddrFormatError, ValueError):
+            raise ValueError(f"default pool {text!r}: invalid base or size") from None
+        if base.ip != base.network or not base.prefixlen <= size <= (32 if base.version == 4 else 128):
+            raise ValueError(f"default pool {text!r}: size must lie between the base prefix /{base.prefixlen} and the address length")
+        return cls(base, size)
+
+
+@dataclass(frozen=True)
+class Config:
+    socket: Path = DEFAULT_SOCKET
+    state: Path = DEFAULT_STATE
+    log_level: str = "info"
+    default_pools: tuple[DefaultPool, ...] = field(
+        default_factory=lambda: tuple(DefaultPool.parse(p) for p in DEFAULT_POOLS_V4 + DEFAULT_POOLS_V6)
+    )
+    #: Address space names reported to Docker.
+    local_address_space: str = "local"
+    global_address_space: str = "global"

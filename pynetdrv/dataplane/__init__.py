@@ -1,0 +1,1 @@
+"""Kernel side of pynetdrv: bridges, veth pairs and firewall rules."""

@@ -1,0 +1,110 @@
+"""The Dataplane protocol: every kernel effect the driver needs, as idempotent steps.
+
+The driver service only talks to this protocol.  ``netlink.NetlinkDataplane`` is
+the real implementation (pyroute2 + iptables), ``fake.FakeDataplane`` records
+calls for unit tests.
+
+Ownership: every link pynetdrv creates carries an interface alias
+``pynetdrv:<kind>:<id>`` (see ``owner_alias``).  Reconcile and the delete paths
+only ever touch links that carry such an alias, so a user's own bridge that
+happens to share a name is never modified or removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+ALIAS_PREFIX = "pynetdrv:"
+LinkKind = Literal["bridge", "veth"]
+
+
+def owner_alias(kind: LinkKind, object_id: str) -> str:
+    """The IFLA_IFALIAS value that marks a link as created by pynetdrv."""
+    return f"{ALIAS_PREFIX}{kind}:{object_id}"
+
+
+def parse_owner_alias(alias: str | None) -> tuple[LinkKind, str] | None:
+    """Inverse of ``owner_alias``; None for links pynetdrv does not own."""
+    if not alias or not alias.startswith(ALIAS_PREFIX):
+        return None
+    kind, _, object_id = alias[len(ALIAS_PREFIX):].partition(":")
+    if kind not in ("bridge", "veth") or not object_id:
+        return None
+    return kind, object_id  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class BridgeSpec:
+    """A network's bridge as it must look in the kernel."""
+
+    name: str
+    network_id: str
+    mac: str
+    mtu: int | None
+    #: Gateway addresses in CIDR form with the pool's prefix, e.g. "10.0.0.1/24".
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VethSpec:
+    """An endpoint's veth pair: ``host_name`` is enslaved to ``bridge``,
+    ``peer_name`` stays in the host namespace for Docker to move."""
+
+    host_name: str
+    peer_name: str
+    bridge: str
+    endpoint_id: str
+    #: MAC address of the container (peer) end.
+    mac: str
+    mtu: int | None
+
+
+@dataclass(frozen=True)
+class OwnedLink:
+    """A link found in the kernel that carries a pynetdrv alias."""
+
+    name: str
+    kind: LinkKind
+    object_id: str
+
+
+class DataplaneError(Exception):
+    """A kernel step failed; the message names the step and the object."""
+
+
+class ForeignLinkError(DataplaneError):
+    """A link with the wanted name exists but was not created by pynetdrv."""
+
+
+class Dataplane(Protocol):
+    """Idempotent kernel steps.  ``ensure_*`` succeed when the object already
+    exists as specified (and fix what differs); ``remove_*`` succeed when it is
+    already gone."""
+
+    async def ensure_bridge(self, spec: BridgeSpec) -> None:
+        """Create or fix the bridge: alias, MAC, MTU, addresses, up, and the
+        firewall rules that let traffic between its ports through."""
+
+    async def remove_bridge(self, name: str, network_id: str) -> None:
+        """Remove the bridge (only if its alias names ``network_id``) and its
+        firewall rules."""
+
+    async def ensure_veth(self, spec: VethSpec) -> None:
+        """Create or fix the veth pair and enslave the host end to the bridge."""
+
+    async def remove_veth(self, host_name: str, endpoint_id: str) -> None:
+        """Remove the veth pair (only if its alias names ``endpoint_id``)."""
+
+    async def owned_links(self) -> list[OwnedLink]:
+        """All links in the namespace that carry a pynetdrv alias."""
+
+    async def link_in_use(self, name: str) -> bool:
+        """True if a link named ``name`` exists and is NOT pynetdrv's."""
+
+    async def host_routes(self) -> list[str]:
+        """Destinations (CIDR) of the main routing table, both families,
+        excluding default routes; used to keep automatic pools off them."""
+
+    async def close(self) -> None:
+        """Release sockets."""

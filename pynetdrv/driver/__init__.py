@@ -1,0 +1,1 @@
+"""The NetworkDriver: networks, endpoints, join/leave."""

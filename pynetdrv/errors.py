@@ -1,0 +1,46 @@
+"""One error hierarchy with kinds; ``api.routes`` maps each kind to an HTTP status.
+
+Services raise these with a message that names the object that is wrong, so the
+user sees e.g. ``pool 10.1.0.0/24 is exhausted`` in ``docker`` output.
+"""
+
+from __future__ import annotations
+
+
+class PynetdrvError(Exception):
+    """Base class; ``status`` is the HTTP status sent with ``{"Err": msg}``."""
+
+    status = 500
+
+
+class InvalidParameter(PynetdrvError):
+    """The request is well formed but asks for something invalid."""
+
+    status = 400
+
+
+class NotFound(PynetdrvError):
+    """A network, endpoint or pool the request names is unknown.
+
+    Sent as 500, not 404: Docker reads a 404 as "the plugin does not implement
+    this call" and, for Program/RevokeExternalConnectivity, as success."""
+
+    status = 500
+
+
+class Conflict(PynetdrvError):
+    """The request collides with existing state (address in use, overlap)."""
+
+    status = 500
+
+
+class Unavailable(PynetdrvError):
+    """A resource is exhausted (no free address, no free automatic pool)."""
+
+    status = 500
+
+
+class Internal(PynetdrvError):
+    """A kernel or store step failed."""
+
+    status = 500

@@ -1,0 +1,1 @@
+"""The IPAM driver: pools and addresses."""

@@ -1,0 +1,133 @@
+"""The IpamDriver: pools (RequestPool/ReleasePool) and addresses.
+
+All state is in the Store; this class only validates and decides.  Docker
+never replays calls to us (RequiresRequestReplay is false) because nothing
+here is kept in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import netaddr
+
+from pynetdrv.api import ipam_models as m
+from pynetdrv.api.base_model import Empty
+from pynetdrv.config import Config
+from pynetdrv.errors import Conflict, InvalidParameter, Unavailable
+from pynetdrv.ipam.addresses import first_free_subnet, overlaps, parse_cidr, usable_bounds
+from pynetdrv.store.base import AllocationKind, PoolRecord, Store
+
+log = logging.getLogger(__name__)
+
+HostRoutes = Callable[[], Awaitable[list[str]]]
+
+
+def pool_id(address_space: str, cidr: str) -> str:
+    """Stable for a given pool: a pool can exist only once (no overlaps)."""
+    return f"{address_space}/{cidr}"
+
+
+class IpamService:
+    def __init__(self, store: Store, config: Config, host_routes: HostRoutes) -> None:
+        self._store = store
+        self._config = config
+        self._host_routes = host_routes
+
+    async def capabilities(self, _: None) -> m.CapabilitiesResponse:
+        return m.CapabilitiesResponse(RequiresMACAddress=False, RequiresRequestReplay=False)
+
+    async def address_spaces(self, _: None) -> m.AddressSpacesResponse:
+        return m.AddressSpacesResponse(
+            LocalDefaultAddressSpace=self._config.local_address_space,
+            GlobalDefaultAddressSpace=self._config.global_address_space,
+        )
+
+    async def request_pool(self, req: m.RequestPoolRequest) -> m.RequestPoolResponse:
+        space = req.AddressSpace or self._config.local_address_space
+        if req.Pool:
+            record = self._explicit_pool(space, req)
+            await self._store.add_pool(record)
+        else:
+            if req.SubPool:
+                raise InvalidParameter(f"ip-range {req.SubPool} given without a subnet (--subnet)")
+            record = await self._automatic_pool(space, req)
+        log.info("pool %s allocated (range %s)", record.cidr, record.subpool or "whole pool")
+        return m.RequestPoolResponse(PoolID=record.pool_id, Pool=record.cidr, Data={})
+
+    def _explicit_pool(self, space: str, req: m.RequestPoolRequest) -> PoolRecord:
+        net = parse_cidr(req.Pool, "subnet")
+        subpool = None
+        if req.SubPool:
+            sub = parse_cidr(req.SubPool, "ip-range")
+            if sub.version != net.version or sub not in net:
+                raise InvalidParameter(f"ip-range {req.SubPool} is not inside subnet {req.Pool}")
+            lo, hi = usable_bounds(net)
+            if max(lo, int(sub.first)) > min(hi, int(sub.last)):
+                raise InvalidParameter(f"ip-range {req.SubPool} holds no assignable address of subnet {req.Pool}")
+            subpool = str(sub.cidr)
+        cidr = str(net.cidr)
+        return PoolRecord(pool_id(space, cidr), space, cidr, subpool, False, dict(req.Options or {}))
+
+    async def _automatic_pool(self, space: str, req: m.RequestPoolRequest) -> PoolRecord:
+        """A subnet of the default ranges that overlaps no pool and no host
+        route.  Each call returns a new pool: Docker asks again when it finds
+        an overlap, and would loop forever on the same answer."""
+        version = 6 if req.V6 else 4
+        bases = [(p.base, p.size) for p in self._config.default_pools if p.base.version == version]
+        routes = [netaddr.IPNetwork(r) for r in await self._host_routes()]
+        for _ in range(16):  # lost races with a concurrent request: try again
+            taken = routes + [netaddr.IPNetwork(p.cidr) for p in await self._store.list_pools()]
+            found = first_free_subnet(bases, taken)
+            if found is None:
+                ranges = ", ".join(str(b) for b, _ in bases) or "none configured"
+                raise Unavailable(f"no free IPv{version} pool left in the default ranges ({ranges})")
+            cidr = str(found.cidr)
+            record = PoolRecord(pool_id(space, cidr), space, cidr, None, True, dict(req.Options or {}))
+            try:
+                await self._store.add_pool(record)
+                return record
+            except Conflict:
+                continue
+        raise Unavailable("could not reserve an automatic pool: too many concurrent requests")
+
+    async def release_pool(self, req: m.PoolRef) -> Empty:
+        # Idempotent: Docker may release a pool twice (rollback, then delete).
+        if await self._store.delete_pool(req.PoolID):
+            log.info("pool %s released", req.PoolID)
+        return Empty()
+
+    async def request_address(self, req: m.RequestAddressRequest) -> m.RequestAddressResponse:
+        pool = await self._store.get_pool(req.PoolID)
+        if pool is None:
+            raise InvalidParameter(f"unknown pool {req.PoolID}")
+        options = req.Options or {}
+        is_gateway = options.get(m.REQUEST_ADDRESS_TYPE) == m.GATEWAY_TYPE
+        net = netaddr.IPNetwork(pool.cidr)
+        if req.Address:
+            # Docker sends Options null for both --aux-address and --ip, so
+            # the two cannot be told apart here.
+            kind: AllocationKind = "gateway" if is_gateway else "static"
+            ip = await self._store.reserve_address(pool.pool_id, req.Address, kind)
+        elif is_gateway:
+            ip = await self._reserve_gateway(pool, net)
+        else:
+            ip = await self._store.reserve_address(pool.pool_id, None, "dynamic")
+        return m.RequestAddressResponse(Address=f"{ip}/{net.prefixlen}", Data={})
+
+    async def _reserve_gateway(self, pool: PoolRecord, net: netaddr.IPNetwork) -> str:
+        """The first usable address (.1), as users expect; if that is taken,
+        the next free one."""
+        first, _ = usable_bounds(net)
+        try:
+            return await self._store.reserve_address(pool.pool_id, str(netaddr.IPAddress(first, net.version)), "gateway")
+        except Conflict:
+            return await self._store.reserve_address(pool.pool_id, None, "gateway")
+
+    async def release_address(self, req: m.ReleaseAddressRequest) -> Empty:
+        # Idempotent: after its own crash Docker releases addresses of stale
+        # endpoints, some of which we may never have heard of.
+        if await self._store.release_address(req.PoolID, req.Address):
+            log.info("address %s released from %s", req.Address, req.PoolID)
+        return Empty()

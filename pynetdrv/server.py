@@ -1,0 +1,93 @@
+"""The daemon: lock the state, open the store, reconcile, serve on the unix
+socket until SIGTERM/SIGINT, then drain and clean up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from aiohttp import web
+
+from pynetdrv.api.plugin import plugin_routes
+from pynetdrv.api.routes import add_routes
+from pynetdrv.config import Config
+from pynetdrv.dataplane.base import Dataplane
+from pynetdrv.driver.service import NetworkService
+from pynetdrv.ipam.service import IpamService
+from pynetdrv.lock import StateLock
+from pynetdrv.reconcile import reconcile
+from pynetdrv.store.base import Store
+
+log = logging.getLogger(__name__)
+
+#: How long in-flight calls may take to finish after SIGTERM.
+DRAIN_SECONDS = 10.0
+
+
+def build_app(store: Store, dataplane: Dataplane, config: Config) -> web.Application:
+    app = web.Application()
+    network = NetworkService(store, dataplane)
+    ipam = IpamService(store, config, dataplane.host_routes)
+    add_routes(app, plugin_routes(network, ipam))
+    return app
+
+
+@asynccontextmanager
+async def unix_site(app: web.Application, path: Path) -> AsyncIterator[None]:
+    """Serve ``app`` on ``path`` (mode 0660); remove the socket afterwards."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # We hold the state lock, so a socket file still here is a dead
+    # instance's leftover, not a live daemon's.
+    path.unlink(missing_ok=True)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_SECONDS)
+    await runner.setup()
+    try:
+        await web.UnixSite(runner, str(path)).start()
+        os.chmod(path, 0o660)
+        yield
+    finally:
+        await runner.cleanup()
+        path.unlink(missing_ok=True)
+
+
+def _default_dataplane() -> Dataplane:
+    from pynetdrv.dataplane.firewall import IptablesFirewall
+    from pynetdrv.dataplane.netlink import NetlinkDataplane
+
+    return NetlinkDataplane(firewall=IptablesFirewall())
+
+
+async def serve(config: Config, dataplane: Dataplane | None = None) -> None:
+    """Run until a signal arrives.  Raises lock.AlreadyRunning if another
+    daemon holds the state file."""
+    from pynetdrv.store.sqlite import SQLiteStore
+
+    lock = StateLock(config.state)
+    lock.acquire()
+    store = SQLiteStore(config.state)
+    dp = dataplane or _default_dataplane()
+    try:
+        await store.open()
+        await reconcile(store, dp)
+        stop = _stop_on_signals()
+        async with unix_site(build_app(store, dp, config), config.socket):
+            log.info("pynetdrv serving on %s (state %s)", config.socket, config.state)
+            await stop.wait()
+            log.info("shutting down")
+    finally:
+        await dp.close()
+        await store.close()
+        lock.release()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

@@ -1,0 +1,1 @@
+"""Persistent state: networks, endpoints, pools and address allocations."""

@@ -1,0 +1,179 @@
+"""The SQLite Store: one file, WAL, every write a committed transaction.
+
+All database work runs on one dedicated thread: the event loop never blocks
+on fsync, and the single writer serialises every reservation, which together
+with the schema's primary keys means concurrent RequestAddress calls can
+never be given the same address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pynetdrv.errors import Conflict
+from pynetdrv.store import sqlite_pools as pools
+from pynetdrv.store.base import Allocation, AllocationKind, EndpointRecord, NetworkRecord, PoolRecord
+from pynetdrv.store.sqlite_schema import migrate
+
+T = TypeVar("T")
+
+
+class SQLiteStore:
+    """``path`` ":memory:" gives a private in-memory database (unit tests)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = str(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pynetdrv-store")
+        self._conn: sqlite3.Connection | None = None
+
+    # Plumbing -------------------------------------------------------------
+    async def open(self) -> None:
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        if self._path != ":memory:":
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: a reply is sent only after the allocation is on disk, so a host
+        # crash cannot make us forget an address Docker was told about.
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA busy_timeout = 5000")
+        migrate(conn)
+        self._conn = conn
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._run(self._conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("store is not open")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _in_tx(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._tx() as conn:
+            return fn(conn, *args)
+
+    async def _tx_run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._run(self._in_tx, fn, *args)
+
+    # Pools and addresses --------------------------------------------------
+    async def add_pool(self, pool: PoolRecord) -> None:
+        await self._tx_run(pools.add_pool, pool)
+
+    async def get_pool(self, pool_id: str) -> PoolRecord | None:
+        row = await self._tx_run(pools.get_pool_row, pool_id)
+        return None if row is None else pools.pool_from_row(row)
+
+    async def list_pools(self) -> list[PoolRecord]:
+        rows = await self._tx_run(lambda c: c.execute("SELECT * FROM pools ORDER BY created").fetchall())
+        return [pools.pool_from_row(r) for r in rows]
+
+    async def delete_pool(self, pool_id: str) -> bool:
+        cur = await self._tx_run(lambda c: c.execute("DELETE FROM pools WHERE pool_id = ?", (pool_id,)))
+        return bool(cur.rowcount)
+
+    async def reserve_address(
+        self, pool_id: str, address: str | None, kind: AllocationKind, owner: str = ""
+    ) -> str:
+        return await self._tx_run(pools.reserve, pool_id, address, kind, owner)
+
+    async def release_address(self, pool_id: str, address: str) -> bool:
+        return await self._tx_run(pools.release, pool_id, address)
+
+    async def allocations(self, pool_id: str) -> list[Allocation]:
+        return await self._tx_run(pools.allocations, pool_id)
+
+    # Networks -------------------------------------------------------------
+    async def put_network(self, network: NetworkRecord) -> None:
+        await self._tx_run(_put_network, network)
+
+    async def get_network(self, network_id: str) -> NetworkRecord | None:
+        rows = await self._select("SELECT data FROM networks WHERE network_id = ?", network_id)
+        return _network(rows[0]) if rows else None
+
+    async def list_networks(self) -> list[NetworkRecord]:
+        return [_network(r) for r in await self._select("SELECT data FROM networks ORDER BY created")]
+
+    async def delete_network(self, network_id: str) -> bool:
+        return await self._delete("DELETE FROM networks WHERE network_id = ?", network_id)
+
+    # Endpoints ------------------------------------------------------------
+    async def put_endpoint(self, endpoint: EndpointRecord) -> None:
+        data = json.dumps(dataclasses.asdict(endpoint))
+        await self._tx_run(
+            lambda c: c.execute(
+                "INSERT INTO endpoints VALUES (?, ?, ?, ?) ON CONFLICT (endpoint_id) DO UPDATE SET data = excluded.data",
+                (endpoint.endpoint_id, endpoint.network_id, data, time.time()),
+            )
+        )
+
+    async def get_endpoint(self, endpoint_id: str) -> EndpointRecord | None:
+        rows = await self._select("SELECT data FROM endpoints WHERE endpoint_id = ?", endpoint_id)
+        return _endpoint(rows[0]) if rows else None
+
+    async def list_endpoints(self, network_id: str | None = None) -> list[EndpointRecord]:
+        if network_id is None:
+            rows = await self._select("SELECT data FROM endpoints ORDER BY created")
+        else:
+            rows = await self._select("SELECT data FROM endpoints WHERE network_id = ? ORDER BY created", network_id)
+        return [_endpoint(r) for r in rows]
+
+    async def delete_endpoint(self, endpoint_id: str) -> bool:
+        return await self._delete("DELETE FROM endpoints WHERE endpoint_id = ?", endpoint_id)
+
+    async def _select(self, sql: str, *args: Any) -> list[sqlite3.Row]:
+        return await self._tx_run(lambda c: c.execute(sql, args).fetchall())
+
+    async def _delete(self, sql: str, *args: Any) -> bool:
+        return bool((await self._tx_run(lambda c: c.execute(sql, args))).rowcount)
+
+
+def _put_network(conn: sqlite3.Connection, network: NetworkRecord) -> None:
+    other = conn.execute(
+        "SELECT network_id FROM networks WHERE bridge = ? AND network_id != ?",
+        (network.bridge, network.network_id),
+    ).fetchone()
+    if other is not None:
+        raise Conflict(f"bridge name {network.bridge} is already used by network {other[0][:12]}")
+    data = json.dumps(dataclasses.asdict(network))
+    conn.execute(
+        "INSERT INTO networks VALUES (?, ?, ?, ?) ON CONFLICT (network_id) DO UPDATE "
+        "SET bridge = excluded.bridge, data = excluded.data",
+        (network.network_id, network.bridge, data, time.time()),
+    )
+
+
+def _network(row: sqlite3.Row) -> NetworkRecord:
+    d = json.loads(row["data"])
+    d["gateways"], d["pools"] = tuple(d["gateways"]), tuple(d["pools"])
+    return NetworkRecord(**d)
+
+
+def _endpoint(row: sqlite3.Row) -> EndpointRecord:
+    return EndpointRecord(**json.loads(row["data"]))
