@@ -46,6 +46,12 @@ class Config:
     default_pools: tuple[DefaultPool, ...] = field(
         default_factory=lambda: tuple(DefaultPool.parse(p) for p in DEFAULT_POOLS_V4 + DEFAULT_POOLS_V6)
     )
+    @property
+    def instance(self) -> str:
+        """The driver name Docker knows us by: the socket's name without
+        ``.sock``.  It also scopes link ownership (see dataplane.base)."""
+        return self.socket.stem
+
     #: Address space names reported to Docker.
     local_address_space: str = "local"
     global_address_space: str = "global"

@@ -55,11 +55,11 @@ async def unix_site(app: web.Application, path: Path) -> AsyncIterator[None]:
         path.unlink(missing_ok=True)
 
 
-def _default_dataplane() -> Dataplane:
+def _default_dataplane(instance: str) -> Dataplane:
     from pynetdrv.dataplane.firewall import IptablesFirewall
     from pynetdrv.dataplane.netlink import NetlinkDataplane
 
-    return NetlinkDataplane(firewall=IptablesFirewall())
+    return NetlinkDataplane(firewall=IptablesFirewall(instance=instance), instance=instance)
 
 
 async def serve(config: Config, dataplane: Dataplane | None = None) -> None:
@@ -70,7 +70,7 @@ async def serve(config: Config, dataplane: Dataplane | None = None) -> None:
     lock = StateLock(config.state)
     lock.acquire()
     store = SQLiteStore(config.state)
-    dp = dataplane or _default_dataplane()
+    dp = dataplane or _default_dataplane(config.instance)
     try:
         await store.open()
         await reconcile(store, dp)

@@ -5,9 +5,12 @@ the real implementation (pyroute2 + iptables), ``fake.FakeDataplane`` records
 calls for unit tests.
 
 Ownership: every link pynetdrv creates carries an interface alias
-``pynetdrv:<kind>:<id>`` (see ``owner_alias``).  Reconcile and the delete paths
-only ever touch links that carry such an alias, so a user's own bridge that
-happens to share a name is never modified or removed.
+``<instance>:<kind>:<id>`` (see ``owner_alias``), where the instance is the
+driver name (``pynetdrv`` unless the socket is named otherwise).  Reconcile and
+the delete paths only ever touch links that carry their own instance's alias:
+a user's bridge that happens to share a name is never modified or removed, and
+a second pynetdrv (the integration tests run one named ``pynetdrv-it``) never
+removes the first one's links as "unknown".
 """
 
 from __future__ import annotations
@@ -15,20 +18,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-ALIAS_PREFIX = "pynetdrv:"
+DEFAULT_INSTANCE = "pynetdrv"
 LinkKind = Literal["bridge", "veth"]
 
 
-def owner_alias(kind: LinkKind, object_id: str) -> str:
+def owner_alias(kind: LinkKind, object_id: str, instance: str = DEFAULT_INSTANCE) -> str:
     """The IFLA_IFALIAS value that marks a link as created by pynetdrv."""
-    return f"{ALIAS_PREFIX}{kind}:{object_id}"
+    return f"{instance}:{kind}:{object_id}"
 
 
-def parse_owner_alias(alias: str | None) -> tuple[LinkKind, str] | None:
-    """Inverse of ``owner_alias``; None for links pynetdrv does not own."""
-    if not alias or not alias.startswith(ALIAS_PREFIX):
+def parse_owner_alias(alias: str | None, instance: str = DEFAULT_INSTANCE) -> tuple[LinkKind, str] | None:
+    """Inverse of ``owner_alias``; None for links this instance does not own."""
+    prefix = f"{instance}:"
+    if not alias or not alias.startswith(prefix):
         return None
-    kind, _, object_id = alias[len(ALIAS_PREFIX):].partition(":")
+    kind, _, object_id = alias[len(prefix):].partition(":")
     if kind not in ("bridge", "veth") or not object_id:
         return None
     return kind, object_id  # type: ignore[return-value]

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pynetdrv.dataplane.base import (
-    BridgeSpec, DataplaneError, ForeignLinkError, LinkKind, OwnedLink, VethSpec, owner_alias,
+    DEFAULT_INSTANCE, BridgeSpec, DataplaneError, ForeignLinkError, LinkKind, OwnedLink, VethSpec,
+    owner_alias, parse_owner_alias,
 )
 
 
@@ -25,6 +26,7 @@ class FakeDataplane:
     routes: list[str] = field(default_factory=list)
     #: Name of a method to fail once, to test undo paths.
     fail_next: str | None = None
+    instance: str = DEFAULT_INSTANCE
 
     def add_foreign(self, name: str, kind: str = "dummy") -> None:
         self.links[name] = FakeLink(name, kind, None)
@@ -41,16 +43,16 @@ class FakeDataplane:
             raise ForeignLinkError(f"link {name} exists and was not created by pynetdrv")
 
     async def ensure_bridge(self, spec: BridgeSpec) -> None:
-        alias = owner_alias("bridge", spec.network_id)
+        alias = owner_alias("bridge", spec.network_id, self.instance)
         self._claim(spec.name, alias)
         self.links[spec.name] = FakeLink(spec.name, "bridge", alias, spec)
         self._step("ensure_bridge", spec.name)
 
     async def remove_bridge(self, name: str, network_id: str) -> None:
-        self._remove(name, owner_alias("bridge", network_id), "remove_bridge")
+        self._remove(name, owner_alias("bridge", network_id, self.instance), "remove_bridge")
 
     async def ensure_veth(self, spec: VethSpec) -> None:
-        alias = owner_alias("veth", spec.endpoint_id)
+        alias = owner_alias("veth", spec.endpoint_id, self.instance)
         self._claim(spec.host_name, alias)
         self._claim(spec.peer_name, alias)
         if spec.bridge not in self.links:
@@ -61,8 +63,8 @@ class FakeDataplane:
 
     async def remove_veth(self, host_name: str, endpoint_id: str) -> None:
         link = self.links.get(host_name)
-        self._remove(host_name, owner_alias("veth", endpoint_id), "remove_veth")
-        if link is not None and isinstance(link.spec, VethSpec) and link.alias == owner_alias("veth", endpoint_id):
+        self._remove(host_name, owner_alias("veth", endpoint_id, self.instance), "remove_veth")
+        if link is not None and isinstance(link.spec, VethSpec) and link.alias == owner_alias("veth", endpoint_id, self.instance):
             self.links.pop(link.spec.peer_name, None)
 
     def _remove(self, name: str, alias: str, method: str) -> None:
@@ -74,13 +76,14 @@ class FakeDataplane:
     async def owned_links(self) -> list[OwnedLink]:
         out = []
         for link in self.links.values():
-            if link.alias and link.kind in ("bridge", "veth"):
-                out.append(OwnedLink(link.name, link.kind, link.alias.split(":", 2)[2]))  # type: ignore[arg-type]
+            parsed = parse_owner_alias(link.alias, self.instance)
+            if parsed is not None:
+                out.append(OwnedLink(link.name, *parsed))
         return out
 
     async def link_in_use(self, name: str) -> bool:
         link = self.links.get(name)
-        return link is not None and link.alias is None
+        return link is not None and parse_owner_alias(link.alias, self.instance) is None
 
     async def host_routes(self) -> list[str]:
         return list(self.routes)

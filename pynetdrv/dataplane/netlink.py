@@ -1,0 +1,376 @@
+"""The real Dataplane: links and addresses over rtnetlink with pyroute2.
+
+Only ``pyroute2.AsyncIPRoute`` is used: one socket, opened lazily and reused,
+in the host namespace or in a named one (``/run/netns/NAME``; pyroute2 opens
+the socket inside it, so this process never calls setns itself).
+
+Ownership rule (see ``base``): a link is ours only if its IFLA_IFALIAS is
+exactly ``owner_alias(kind, id, instance)``.  Everything else is left alone;
+where we would have to change a foreign link we raise ``ForeignLinkError``.
+Kernel errors are matched on ``NetlinkError.code`` (errno), never on text,
+and surface as ``DataplaneError("<step> <object>: <strerror>")``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from .base import (
+    DEFAULT_INSTANCE,
+    BridgeSpec,
+    DataplaneError,
+    ForeignLinkError,
+    OwnedLink,
+    VethSpec,
+    owner_alias,
+    parse_owner_alias,
+)
+from .firewall import Firewall
+
+log = logging.getLogger(__name__)
+
+#: pyroute2's parsed netlink messages (ifinfmsg, ifaddrmsg, rtmsg) are untyped.
+Msg = Any
+Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+IFF_UP = 0x1
+IFA_F_NODAD = 0x02
+RT_SCOPE_UNIVERSE = 0
+RT_TABLE_MAIN = 254
+IPV6_NOT_POOL_ROUTES = (
+    ipaddress.IPv6Network("fe80::/64"),  # per-link link-local, on every link
+    ipaddress.IPv6Network("ff00::/8"),  # multicast
+)
+
+
+def _error(step: str, name: str, exc: NetlinkError) -> DataplaneError:
+    return DataplaneError(f"{step} {name}: {os.strerror(exc.code)}")
+
+
+@contextmanager
+def _step(step: str, name: str) -> Iterator[None]:
+    """Name the step and the object in any kernel error raised inside."""
+    try:
+        yield
+    except NetlinkError as exc:
+        raise _error(step, name, exc) from exc
+
+
+def _alias(link: Msg) -> str | None:
+    alias = link.get("ifalias")
+    return str(alias) if alias else None
+
+
+def _kind(link: Msg) -> str | None:
+    kind = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
+    return str(kind) if kind else None
+
+
+def _foreign(name: str, what: str, object_id: str) -> ForeignLinkError:
+    return ForeignLinkError(
+        f"link {name} exists and was not created by pynetdrv for {what} {object_id[:12]}"
+    )
+
+
+def _addr_of(msg: Msg) -> Address:
+    # IFA_LOCAL is the interface's own IPv4 address (IFA_ADDRESS would be
+    # the peer on point-to-point links); IPv6 only has IFA_ADDRESS.
+    ip = msg.get("local") or msg.get("address")
+    return ipaddress.ip_interface(f"{ip}/{msg['prefixlen']}")
+
+
+class NetlinkDataplane:
+    """``Dataplane`` on the kernel, in the host or a named network namespace."""
+
+    def __init__(
+        self,
+        netns: str | None = None,
+        firewall: Firewall | None = None,
+        instance: str = DEFAULT_INSTANCE,
+    ) -> None:
+        self._netns = netns
+        self._firewall = firewall
+        # Scopes ownership: another pynetdrv instance's links are foreign.
+        self._instance = instance
+        self._ipr_obj: AsyncIPRoute | None = None
+        self._ipr_lock = asyncio.Lock()
+
+    async def _ipr(self) -> AsyncIPRoute:
+        # The lock keeps concurrent first calls from opening two sockets
+        # (with a netns, opening one forks a helper process).
+        async with self._ipr_lock:
+            if self._ipr_obj is None:
+                log.debug("opening rtnetlink socket (netns=%s)", self._netns)
+                kwargs = {"netns": self._netns} if self._netns else {}
+                self._ipr_obj = AsyncIPRoute(**kwargs)
+            return self._ipr_obj
+
+    async def close(self) -> None:
+        async with self._ipr_lock:
+            if self._ipr_obj is not None:
+                self._ipr_obj.close()
+                self._ipr_obj = None
+
+    # -- reading -----------------------------------------------------------
+
+    async def _get(self, name: str) -> Msg | None:
+        """The link called ``name``, or None if there is none."""
+        ipr = await self._ipr()
+        try:
+            (link,) = await ipr.link("get", ifname=name)
+        except NetlinkError as exc:
+            if exc.code == errno.ENODEV:
+                return None
+            raise _error("read link", name, exc) from exc
+        return link
+
+    async def _must_get(self, name: str, step: str) -> Msg:
+        link = await self._get(name)
+        if link is None:
+            raise DataplaneError(f"{step} {name}: {os.strerror(errno.ENODEV)}")
+        return link
+
+    async def _links(self) -> list[Msg]:
+        ipr = await self._ipr()
+        with _step("dump", "links"):
+            return [link async for link in await ipr.link("dump")]
+
+    async def owned_links(self) -> list[OwnedLink]:
+        owned = []
+        for link in await self._links():
+            parsed = parse_owner_alias(_alias(link), self._instance)
+            if parsed is not None:
+                owned.append(OwnedLink(link.get("ifname"), parsed[0], parsed[1]))
+        return owned
+
+    async def link_in_use(self, name: str) -> bool:
+        link = await self._get(name)
+        return link is not None and parse_owner_alias(_alias(link), self._instance) is None
+
+    async def host_routes(self) -> list[str]:
+        routes: list[str] = []
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for route in await self._main_routes(family):
+                if route["dst_len"] == 0:
+                    continue  # default route: covers everything, blocks nothing
+                net = ipaddress.ip_network(f"{route.get('dst')}/{route['dst_len']}", strict=False)
+                if isinstance(net, ipaddress.IPv6Network) and any(
+                    net.subnet_of(skip) for skip in IPV6_NOT_POOL_ROUTES
+                ):
+                    continue
+                if str(net) not in routes:  # one per destination (e.g. two metrics)
+                    routes.append(str(net))
+        return routes
+
+    async def _main_routes(self, family: int) -> list[Msg]:
+        ipr = await self._ipr()
+        with _step("dump", "routes"):
+            dump = await ipr.route("dump", family=family)
+            return [r async for r in dump if r.get("table") == RT_TABLE_MAIN]
+
+    # -- shared link steps -------------------------------------------------
+
+    async def _set(self, link: Msg, name: str, step: str, **attrs: Any) -> None:
+        log.debug("%s %s: %s", step, name, attrs)
+        ipr = await self._ipr()
+        with _step(step, name):
+            await ipr.link("set", index=link["index"], **attrs)
+
+    async def _ensure_up(self, link: Msg, name: str) -> None:
+        if not link["flags"] & IFF_UP:
+            await self._set(link, name, "bring up", state="up")
+
+    async def _ensure_mtu(self, link: Msg, name: str, mtu: int | None) -> None:
+        if mtu is not None and link.get("mtu") != mtu:
+            await self._set(link, name, "set mtu", mtu=mtu)
+
+    async def _delete(self, link: Msg, name: str, step: str) -> None:
+        log.debug("%s %s", step, name)
+        ipr = await self._ipr()
+        try:
+            await ipr.link("del", index=link["index"])
+        except NetlinkError as exc:
+            if exc.code != errno.ENODEV:  # already gone: that is what we wanted
+                raise _error(step, name, exc) from exc
+
+    async def _remove_owned(self, name: str, alias: str, what: str) -> None:
+        link = await self._get(name)
+        if link is None:
+            log.debug("%s %s already gone", what, name)
+        elif _alias(link) != alias:
+            # Same name, not ours (or another object's): never delete it.
+            log.warning("not removing link %s: it is not pynetdrv's %s", name, alias)
+        else:
+            await self._delete(link, name, f"delete {what}")
+
+    # -- bridges -----------------------------------------------------------
+
+    async def ensure_bridge(self, spec: BridgeSpec) -> None:
+        link = await self._claim_bridge(spec)
+        name = spec.name
+        if link.get("address", "").lower() != spec.mac.lower():
+            await self._set(link, name, "set mac", address=spec.mac)
+        await self._ensure_mtu(link, name, spec.mtu)
+        await self._sync_addresses(link, spec)
+        await self._ensure_up(link, name)
+        if self._firewall is not None:
+            await self._firewall.ensure_bridge(name)
+
+    async def _claim_bridge(self, spec: BridgeSpec) -> Msg:
+        """The bridge link, created if missing; refuses links not ours."""
+        alias = owner_alias("bridge", spec.network_id, self._instance)
+        if await self._get(spec.name) is None and await self._add_bridge(spec):
+            # Alias right after creation: from now on the link is claimed.
+            new = await self._must_get(spec.name, "read new bridge")
+            await self._set(new, spec.name, "set alias", ifalias=alias)
+        link = await self._must_get(spec.name, "read bridge")
+        if _alias(link) != alias:
+            raise _foreign(spec.name, "network", spec.network_id)
+        if _kind(link) != "bridge":
+            raise ForeignLinkError(f"link {spec.name} exists and is a {_kind(link)}, not a bridge")
+        return link
+
+    async def _add_bridge(self, spec: BridgeSpec) -> bool:
+        """Create the bridge; False if someone created the name first."""
+        log.debug("create bridge %s", spec.name)
+        ipr = await self._ipr()
+        # MAC given at creation: a bridge otherwise takes its lowest port's
+        # MAC, which changes as containers come and go.
+        attrs: dict[str, Any] = {"address": spec.mac}
+        if spec.mtu is not None:
+            attrs["mtu"] = spec.mtu
+        try:
+            await ipr.link("add", ifname=spec.name, kind="bridge", **attrs)
+        except NetlinkError as exc:
+            if exc.code == errno.EEXIST:
+                return False  # raced: the caller re-reads and checks the owner
+            raise _error("create bridge", spec.name, exc) from exc
+        return True
+
+    async def _sync_addresses(self, link: Msg, spec: BridgeSpec) -> None:
+        wanted = {ipaddress.ip_interface(a) for a in spec.addresses}
+        current = await self._global_addresses(link, spec.name)
+        # Remove stale ones first: deleting a primary IPv4 address also drops
+        # its secondaries, and a wanted address added before that in the same
+        # subnet would be such a secondary.  IPv6 also refuses the same IP
+        # with a new prefix length until the old one is gone.
+        for addr in sorted(current - wanted, key=str):
+            await self._del_address(link, spec.name, addr)
+        for addr in sorted(wanted - current, key=str):
+            await self._add_address(link, spec.name, addr)
+
+    async def _global_addresses(self, link: Msg, name: str) -> set[Address]:
+        ipr = await self._ipr()
+        with _step("dump addresses of", name):
+            dump = await ipr.addr("dump", index=link["index"])
+            # Link-local (fe80::) and host-scope addresses are the kernel's.
+            return {_addr_of(a) async for a in dump if a["scope"] == RT_SCOPE_UNIVERSE}
+
+    async def _add_address(self, link: Msg, name: str, addr: Address) -> None:
+        log.debug("add address %s to %s", addr, name)
+        ipr = await self._ipr()
+        # No DAD for IPv6: the gateway must answer at once, and the address
+        # is ours by allocation, so a duplicate check adds only delay.
+        flags = IFA_F_NODAD if addr.version == 6 else 0
+        ip, plen = str(addr.ip), addr.network.prefixlen
+        try:
+            await ipr.addr("add", index=link["index"], address=ip, prefixlen=plen, flags=flags)
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise _error(f"add address {addr} to", name, exc) from exc
+
+    async def _del_address(self, link: Msg, name: str, addr: Address) -> None:
+        log.debug("remove address %s from %s", addr, name)
+        ipr = await self._ipr()
+        ip, plen = str(addr.ip), addr.network.prefixlen
+        try:
+            await ipr.addr("del", index=link["index"], address=ip, prefixlen=plen)
+        except NetlinkError as exc:
+            if exc.code != errno.EADDRNOTAVAIL:  # already gone
+                raise _error(f"remove address {addr} from", name, exc) from exc
+
+    async def remove_bridge(self, name: str, network_id: str) -> None:
+        if self._firewall is not None:
+            await self._firewall.remove_bridge(name)
+        await self._remove_owned(name, owner_alias("bridge", network_id, self._instance), "bridge")
+
+    # -- veth pairs --------------------------------------------------------
+
+    async def ensure_veth(self, spec: VethSpec) -> None:
+        alias = owner_alias("veth", spec.endpoint_id, self._instance)
+        host = await self._get(spec.host_name)
+        if host is not None:
+            if _alias(host) != alias:
+                raise _foreign(spec.host_name, "endpoint", spec.endpoint_id)
+            await self._attach(host, spec)
+            return
+        await self._free_peer_name(spec, alias)
+        await self._add_veth(spec)
+        try:
+            await self._configure_new_veth(spec, alias)
+        except BaseException:
+            # Also on cancellation: a half-configured pair must not outlive
+            # this call (it would be unowned, or owned but not attached).
+            await self._undo_veth(spec.host_name)
+            raise
+
+    async def _free_peer_name(self, spec: VethSpec, alias: str) -> None:
+        peer = await self._get(spec.peer_name)
+        if peer is None:
+            return
+        if _alias(peer) != alias:
+            raise _foreign(spec.peer_name, "endpoint", spec.endpoint_id)
+        # Our own leftover whose host end is gone (or elsewhere): recreate.
+        await self._delete(peer, spec.peer_name, "delete stale veth")
+
+    async def _add_veth(self, spec: VethSpec) -> None:
+        log.debug("create veth %s/%s", spec.host_name, spec.peer_name)
+        ipr = await self._ipr()
+        mtu = {"mtu": spec.mtu} if spec.mtu is not None else {}
+        # The peer's MTU must be in the peer dict: the outer one is host-only.
+        peer = {"ifname": spec.peer_name, "address": spec.mac, **mtu}
+        with _step("create veth", spec.host_name):
+            await ipr.link("add", ifname=spec.host_name, kind="veth", peer=peer, **mtu)
+
+    async def _configure_new_veth(self, spec: VethSpec, alias: str) -> None:
+        # Aliases are not applied by "add"; both ends carry one so a peer
+        # left in this namespace is recognised as ours too.
+        for name in (spec.host_name, spec.peer_name):
+            link = await self._must_get(name, "read new veth")
+            await self._set(link, name, "set alias", ifalias=alias)
+        await self._attach(await self._must_get(spec.host_name, "read new veth"), spec)
+
+    async def _attach(self, host: Msg, spec: VethSpec) -> None:
+        """Host end: MTU, enslaved to the bridge, up.  The peer stays down:
+        Docker moves it into the container and brings it up there."""
+        name = spec.host_name
+        await self._ensure_mtu(host, name, spec.mtu)
+        bridge = await self._must_get(spec.bridge, f"enslave {name} to bridge")
+        if host.get("master") != bridge["index"]:
+            await self._set(host, f"{name} to {spec.bridge}", "enslave", master=bridge["index"])
+        await self._ensure_up(host, name)
+
+    async def _undo_veth(self, host_name: str) -> None:
+        try:
+            link = await self._get(host_name)
+            if link is not None:
+                await self._delete(link, host_name, "undo veth")
+        except DataplaneError as exc:
+            # Keep the original error; this one only goes to the log.
+            log.warning("could not remove half-created veth %s: %s", host_name, exc)
+
+    async def remove_veth(self, host_name: str, endpoint_id: str) -> None:
+        # Deleting one end of a veth pair deletes the other one too.
+        alias = owner_alias("veth", endpoint_id, self._instance)
+        await self._remove_owned(host_name, alias, "veth")
