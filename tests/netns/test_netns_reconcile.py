@@ -1,0 +1,69 @@
+"""Startup reconcile against the real kernel: the store (SQLite file) and the
+services are real, the namespace is a throwaway one standing in for the host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyroute2 import AsyncIPRoute
+
+from pynetdrv.api import network_models as m
+from pynetdrv.dataplane.firewall import IptablesFirewall
+from pynetdrv.dataplane.netlink import NetlinkDataplane
+from pynetdrv.driver.service import NetworkService
+from pynetdrv.reconcile import reconcile
+from pynetdrv.store.sqlite import SQLiteStore
+
+NET = "a1" * 32
+EP = "b2" * 32
+ORPHAN_NET = "c3" * 32
+
+
+async def _names(kernel: AsyncIPRoute) -> set[str]:
+    return {link.get("ifname") async for link in await kernel.link("dump")}
+
+
+async def _create(svc: NetworkService, network_id: str, bridge: str, gateway: str, pool: str) -> None:
+    await svc.create_network(m.CreateNetworkRequest(
+        NetworkID=network_id,
+        Options={"com.docker.network.generic": {"com.docker.network.bridge.name": bridge}},
+        IPv4Data=[m.IPAMData(AddressSpace="local", Pool=pool, Gateway=gateway)],
+    ))
+
+
+async def test_reconcile_rebuilds_and_prunes(nsname: str, kernel: AsyncIPRoute, tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "state.db")
+    await store.open()
+    dp = NetlinkDataplane(netns=nsname, firewall=IptablesFirewall(netns=nsname))
+    try:
+        svc = NetworkService(store, dp)
+        await _create(svc, NET, "pndrc0", "10.253.0.1/24", "10.253.0.0/24")
+        await svc.create_endpoint(m.CreateEndpointRequest(
+            NetworkID=NET, EndpointID=EP, Interface=m.EndpointInterface(Address="10.253.0.2/24")))
+        # An orphan: a network the store forgets (as after a crash between the
+        # kernel step and the store write), and a foreign link of the user's.
+        await _create(svc, ORPHAN_NET, "pndrc1", "10.253.1.1/24", "10.253.1.0/24")
+        await store.delete_network(ORPHAN_NET)
+        await kernel.link("add", ifname="userbr0", kind="bridge")
+        # "Host reboot": the known bridge and its veth vanish.
+        for name in ("pnve-b2b2b2b2b2", "pndrc0"):
+            (link,) = await kernel.link("get", ifname=name)
+            await kernel.link("del", index=link["index"])
+
+        report = await reconcile(store, dp)
+
+        names = await _names(kernel)
+        assert "pndrc0" in names, "known bridge was not recreated"
+        assert "pndrc1" not in names, "orphan bridge was not removed"
+        assert "userbr0" in names, "a foreign link was touched"
+        assert "pnve-b2b2b2b2b2" in names, "unjoined endpoint's veth was not recreated"
+        (br,) = await kernel.link("get", ifname="pndrc0")
+        addrs = [a.get("address") async for a in await kernel.addr("dump", index=br["index"])]
+        assert "10.253.0.1" in addrs
+        assert report.errors == []
+        # A second pass finds nothing to do.
+        again = await reconcile(store, dp)
+        assert again.links_removed == [] and again.veths_recreated == [] and again.errors == []
+    finally:
+        await dp.close()
+        await store.close()
