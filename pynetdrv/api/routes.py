@@ -76,7 +76,7 @@ def _adapt(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
         except PynetdrvError as e:
             log.warning("%s failed: %s", name, e)
             return _reply(e.status, {"Err": str(e)})
-        except Exception as e:  # noqa: BLE001 - Docker must always get {"Err"}
+        except Exception as e:
             log.exception("%s failed unexpectedly", name)
             return _reply(500, {"Err": f"{name}: internal error: {e!r}"})
         payload = resp.model_dump(mode="json") if isinstance(resp, Wire) else resp

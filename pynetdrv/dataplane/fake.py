@@ -6,8 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pynetdrv.dataplane.base import (
-    DEFAULT_INSTANCE, BridgeSpec, DataplaneError, ForeignLinkError, LinkKind, OwnedLink, VethSpec,
-    owner_alias, parse_owner_alias,
+    DEFAULT_INSTANCE,
+    BridgeSpec,
+    DataplaneError,
+    ForeignLinkError,
+    LinkKind,
+    OwnedLink,
+    VethSpec,
+    owner_alias,
+    parse_owner_alias,
 )
 
 

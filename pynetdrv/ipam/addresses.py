@@ -3,7 +3,7 @@ bounds, and the fixed-width byte form the store sorts and indexes on."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import netaddr
 
@@ -71,7 +71,7 @@ def usable_bounds(net: netaddr.IPNetwork) -> tuple[int, int]:
 
 
 def overlaps(a: netaddr.IPNetwork, b: netaddr.IPNetwork) -> bool:
-    return a.version == b.version and a.first <= b.last and b.first <= a.last
+    return bool(a.version == b.version and a.first <= b.last and b.first <= a.last)
 
 
 def first_free_subnet(

@@ -16,7 +16,7 @@ from pynetdrv.api import ipam_models as m
 from pynetdrv.api.base_model import Empty
 from pynetdrv.config import Config
 from pynetdrv.errors import Conflict, InvalidParameter, Unavailable
-from pynetdrv.ipam.addresses import first_free_subnet, overlaps, parse_cidr, usable_bounds
+from pynetdrv.ipam.addresses import first_free_subnet, parse_cidr, usable_bounds
 from pynetdrv.store.base import AllocationKind, PoolRecord, Store
 
 log = logging.getLogger(__name__)

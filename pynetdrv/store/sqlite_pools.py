@@ -30,11 +30,11 @@ def add_pool(conn: sqlite3.Connection, pool: PoolRecord) -> None:
     ).fetchone()
     if other is not None:
         raise Conflict(f"pool {pool.cidr} overlaps pool {other[0]} already in use by pynetdrv")
-    lo, hi = range_bounds(pool)
+    cursor = range_bounds(pool)[0]
     conn.execute(
         "INSERT INTO pools VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (pool.pool_id, pool.address_space, pool.cidr, pool.subpool, v,
-         to_key(int(net.first), v), to_key(int(net.last), v), to_key(lo, v),
+         to_key(int(net.first), v), to_key(int(net.last), v), to_key(cursor, v),
          int(pool.automatic), json.dumps(pool.options), time.time()),
     )
     first, last = usable_bounds(net)
