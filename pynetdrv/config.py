@@ -25,8 +25,9 @@ class DefaultPool:
     @classmethod
     def parse(cls, text: str) -> DefaultPool:
         """``base=10.200.0.0/13,size=24`` -> DefaultPool; ValueError names the problem."""
-        fields = dict(part.split("=", 1) for part in text.split(",") if "=" in part)
-        if set(fields) != {"base", "size"}:
+        parts = [part.split("=", 1) for part in text.split(",")]
+        fields = dict(p for p in parts if len(p) == 2)
+        if len(parts) != 2 or set(fields) != {"base", "size"}:
             raise ValueError(f"default pool {text!r}: expected base=CIDR,size=PREFIXLEN")
         try:
             base = netaddr.IPNetwork(fields["base"])

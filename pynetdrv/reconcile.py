@@ -5,7 +5,8 @@
 - A link carrying a pynetdrv alias that the store does not know (a crash
   between a kernel step and its store write, or a network deleted while we
   were down) is removed.  Links without our alias are never touched.
-- A stored endpoint whose veth is gone: if a container had joined, the
+- A stored endpoint whose veth exists is re-ensured (a recreated bridge has
+  lost its ports).  One whose veth is gone: if a container had joined, the
   container's namespace died and took the pair with it, so the endpoint is
   dead and is forgotten; if not joined yet, the pair is recreated.
 """
@@ -49,9 +50,13 @@ async def reconcile(store: Store, dataplane: Dataplane) -> ReconcileReport:
             await _step(report, f"remove veth {link.name}", dataplane.remove_veth(link.name, link.object_id))
             report.links_removed.append(link.name)
     for ep in endpoints.values():
-        if ep.host_ifname in present or ep.network_id not in networks:
+        if ep.network_id not in networks:
             continue
-        if ep.sandbox_key:
+        if ep.host_ifname in present:
+            # Re-attach: a bridge recreated above has lost its ports.
+            spec = veth_spec(networks[ep.network_id], ep)
+            await _step(report, f"ensure veth {ep.host_ifname}", dataplane.ensure_veth(spec))
+        elif ep.sandbox_key:
             await store.delete_endpoint(ep.endpoint_id)
             report.endpoints_forgotten.append(ep.endpoint_id)
         else:

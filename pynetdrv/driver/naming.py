@@ -11,7 +11,7 @@ import hashlib
 import re
 
 IFNAMSIZ = 15
-_IFNAME = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
+_IFNAME = re.compile(r"[A-Za-z0-9_.\-]{1,15}")
 
 
 def _short(object_id: str) -> str:
@@ -39,4 +39,5 @@ def derived_mac(object_id: str) -> str:
 
 
 def valid_ifname(name: str) -> bool:
-    return bool(_IFNAME.match(name)) and name not in (".", "..")
+    # fullmatch: with match, "$" would also accept a trailing newline.
+    return bool(_IFNAME.fullmatch(name)) and name not in (".", "..")

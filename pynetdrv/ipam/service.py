@@ -7,6 +7,7 @@ here is kept in memory.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -34,6 +35,9 @@ class IpamService:
         self._store = store
         self._config = config
         self._host_routes = host_routes
+        # Choosing an automatic pool reads the taken pools, then inserts: one
+        # chooser at a time, or concurrent requests all pick the same subnet.
+        self._auto_lock = asyncio.Lock()
 
     async def capabilities(self, _: None) -> m.CapabilitiesResponse:
         return m.CapabilitiesResponse(RequiresMACAddress=False, RequiresRequestReplay=False)
@@ -77,7 +81,14 @@ class IpamService:
         version = 6 if req.V6 else 4
         bases = [(p.base, p.size) for p in self._config.default_pools if p.base.version == version]
         routes = [netaddr.IPNetwork(r) for r in await self._host_routes()]
-        for _ in range(16):  # lost races with a concurrent request: try again
+        async with self._auto_lock:
+            return await self._first_free_pool(space, req, version, bases, routes)
+
+    async def _first_free_pool(
+        self, space: str, req: m.RequestPoolRequest, version: int,
+        bases: list[tuple[netaddr.IPNetwork, int]], routes: list[netaddr.IPNetwork],
+    ) -> PoolRecord:
+        for _ in range(16):  # another process sharing the store won a race: try again
             taken = routes + [netaddr.IPNetwork(p.cidr) for p in await self._store.list_pools()]
             found = first_free_subnet(bases, taken)
             if found is None:
