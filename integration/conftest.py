@@ -1,0 +1,304 @@
+"""Integration tests against the real dockerd on this machine (no mocks).
+
+Set-up (dockerd, the local/busybox image, the venv) is done by ./scripts/test. Here:
+- every test is marked `docker` and `root`;
+- one pynetdrv daemon (plugin `pynetdrv-it`) serves the whole session; tests that restart
+  it (or dockerd) do so through the same fixture objects, against the same state file;
+- after EVERY test, whatever the tests created in docker is removed, then the host is checked
+  for anything of pynetdrv's left behind (links, netns, iptables rules); a leak fails the test.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from integration import helpers as h
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS_HINT = "run ./scripts/test (as root), which installs docker.io, starts dockerd and imports the image"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.docker)
+            item.add_marker(pytest.mark.root)
+
+
+# ---------------------------------------------------------------------------------------------
+# Session: the engine, the image, the daemon
+
+
+LOCK_PATH = Path("/run/lock/pynetdrv-integration.lock")
+LOCK_WAIT = 20 * 60
+
+
+@pytest.fixture(scope="session")
+def exclusive() -> Iterator[None]:
+    """One integration run at a time on a machine: they share dockerd (which some tests
+    restart), the plugin name and the socket path. A second run waits for the first."""
+    LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK_PATH, "w") as lock:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    pytest.fail(f"another integration run held {LOCK_PATH} for {LOCK_WAIT} s", pytrace=False)
+                time.sleep(1)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
+
+
+@pytest.fixture(scope="session")
+def dockerd_record(exclusive: None) -> h.DockerdProcess:
+    """Checks the engine is usable; remembers how dockerd was started (to revive it)."""
+    if os.geteuid() != 0:
+        pytest.fail(f"the integration tests need root; {SCRIPTS_HINT}", pytrace=False)
+    if not os.access(h.DOCKER, os.X_OK):
+        pytest.fail(f"{h.DOCKER} is missing; {SCRIPTS_HINT}", pytrace=False)
+    if not h.docker_answers():
+        pytest.fail(f"dockerd is not reachable (`{h.DOCKER} info` fails); {SCRIPTS_HINT}", pytrace=False)
+    if not h.docker("image", "inspect", h.IMAGE, check=False).ok:
+        pytest.fail(f"the test image {h.IMAGE} is missing; {SCRIPTS_HINT}", pytrace=False)
+    return h.running_dockerd()
+
+
+@pytest.fixture(scope="session")
+def pynetdrv(dockerd_record: h.DockerdProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[h.PynetdrvDaemon]:
+    """The daemon under test, serving /run/docker/plugins/pynetdrv-it.sock for the session."""
+    # We hold the integration lock: a pynetdrv-it still running is an aborted run's leftover.
+    for pid in h.leftover_daemons(h.PLUGIN_SOCKET):
+        h.end_process(pid)
+    if h.plugin_activates(h.PLUGIN_SOCKET):
+        pytest.fail(f"something already serves {h.PLUGIN_SOCKET}; stop it first", pytrace=False)
+    if h.PLUGIN_SOCKET.exists() or h.PLUGIN_SOCKET.is_symlink():
+        h.PLUGIN_SOCKET.unlink()  # stale socket of an aborted run (ours: the test plugin's path)
+    workdir = tmp_path_factory.mktemp("pynetdrv")
+    daemon = h.PynetdrvDaemon(h.PLUGIN_SOCKET, workdir / "state.db", workdir / "pynetdrv.log")
+    daemon.start()
+    problems = h.cleanup_docker_objects()  # leftovers of an aborted earlier run
+    if problems:
+        pytest.fail("could not remove leftovers of an earlier run:\n" + "\n".join(problems), pytrace=False)
+    yield daemon
+    if not daemon.running():
+        daemon.start()
+    h.cleanup_docker_objects()
+    daemon.stop(signal.SIGTERM)
+
+
+@pytest.fixture(scope="session")
+def subnet_allocator() -> h.SubnetAllocator:
+    return h.SubnetAllocator()
+
+
+# ---------------------------------------------------------------------------------------------
+# Per test: cleanup + leak check, failure logs
+
+LOG_KEY = pytest.StashKey[tuple[h.PynetdrvDaemon, int, Path, int]]()
+
+
+@dataclass
+class Resources:
+    """What a test created on the host side, for the leak check."""
+
+    links_before: set[str]
+    netns_before: set[str]
+    bridges: set[str] = field(default_factory=set)
+    subnets: set[str] = field(default_factory=set)
+
+
+@pytest.fixture(autouse=True)
+def resources(request: pytest.FixtureRequest, pynetdrv: h.PynetdrvDaemon,
+              dockerd_record: h.DockerdProcess) -> Iterator[Resources]:
+    """Autouse: after every test remove its containers/networks, then assert nothing of
+    pynetdrv's is left: links with our instance's alias (`pynetdrv-it:`), new pnbr-/pnve-
+    links, container netns, iptables rules for the test's bridges/subnets (see h.leaks)."""
+    request.node.stash[LOG_KEY] = (pynetdrv, pynetdrv.log_size(), dockerd_record.log_path,
+                                   _size(dockerd_record.log_path))
+    res = Resources(links_before=set(h.links()), netns_before=h.netns_entries())
+    yield res
+    problems: list[str] = []
+    # Engines first: cleanup needs dockerd and (for DeleteNetwork etc.) pynetdrv.
+    if not h.docker_answers():
+        try:
+            if not h.run(["pidof", "dockerd"], check=False).ok:
+                h.start_dockerd(dockerd_record)
+            else:
+                h.wait_docker(60)
+        except AssertionError as exc:
+            problems.append(f"dockerd is down after the test and could not be revived: {exc}")
+    if not pynetdrv.running():
+        problems.append(f"pynetdrv was not running at the end of the test (exit code "
+                        f"{pynetdrv.proc.returncode if pynetdrv.proc else None}); restarted it")
+        pynetdrv.start()
+    problems += h.cleanup_docker_objects()
+    found: list[str] = []
+
+    def clean() -> bool:
+        found[:] = h.leaks(res.links_before, res.netns_before, res.bridges, res.subnets)
+        return not found
+
+    try:
+        h.wait_for(clean, 5, "the host to be clean")
+    except AssertionError:
+        problems += found
+    if problems:
+        pytest.fail("after the test (cleanup done first):\n  " + "\n  ".join(problems), pytrace=False)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    outcome: Any = yield
+    rep = outcome.get_result()
+    if not rep.failed or LOG_KEY not in item.stash:
+        return
+    daemon, offset, dockerd_log, dockerd_offset = item.stash[LOG_KEY]
+    # pyroute2's own debug lines (whole netlink messages) drown the daemon's: leave them out.
+    text = "\n".join(line for line in daemon.log_text(offset).splitlines()
+                     if " DEBUG pyroute2." not in line)
+    if len(text) > 40000:
+        text = "[... cut ...]\n" + text[-40000:]
+    rep.sections.append((f"pynetdrv log ({daemon.log_path}) during this test", text or "(empty)"))
+    try:
+        with open(dockerd_log, "rb") as f:
+            f.seek(dockerd_offset)
+            dtext = f.read().decode(errors="replace")
+    except OSError as exc:
+        dtext = f"({exc})"
+    lines = dtext.splitlines()
+    if len(lines) > 150:
+        lines = ["[... cut ...]"] + lines[-150:]
+    rep.sections.append((f"dockerd log ({dockerd_log}) during this test", "\n".join(lines) or "(empty)"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Factories
+
+
+class Subnets:
+    def __init__(self, allocator: h.SubnetAllocator, res: Resources) -> None:
+        self._alloc = allocator
+        self._res = res
+
+    def v4(self) -> ipaddress.IPv4Network:
+        net = self._alloc.v4()
+        self._res.subnets.add(str(net))
+        return net
+
+    def pair(self) -> tuple[ipaddress.IPv4Network, ipaddress.IPv6Network]:
+        v4 = self.v4()
+        v6 = self._alloc.v6_for(v4)
+        self._res.subnets.add(str(v6))
+        return v4, v6
+
+    def note(self, subnet: str) -> None:
+        """Record a subnet chosen elsewhere (automatic pools) for the leak check."""
+        self._res.subnets.add(subnet)
+
+
+@pytest.fixture
+def subnets(subnet_allocator: h.SubnetAllocator, resources: Resources) -> Subnets:
+    """Fresh, unused test subnets: 10.231-239.Y.0/24 (+ fd00:23X:0:Y::/64)."""
+    return Subnets(subnet_allocator, resources)
+
+
+@pytest.fixture
+def make_network(resources: Resources) -> Iterator[Callable[..., Any]]:
+    """make_network(*docker_args, driver=, ipam=, name=, check=) -> Network (or Out if the
+    create failed and check=False). The network and its containers go at teardown."""
+    created: list[str] = []
+
+    def _make(*args: str, driver: str | None = h.PLUGIN, ipam: str | None = h.PLUGIN,
+              name: str | None = None, check: bool = True) -> Any:
+        name = name or h.unique("net")
+        argv = ["network", "create", "--label", f"{h.LABEL}=1"]
+        if driver:
+            argv += ["-d", driver]
+        if ipam:
+            argv += ["--ipam-driver", ipam]
+        argv += [*args, name]
+        created.append(name)
+        out = h.docker(*argv, check=check, timeout=90)
+        if not out.ok:
+            return out
+        net_id = out.strip().splitlines()[-1]
+        bridge = None
+        if driver == h.PLUGIN:
+            bridge = h.bridge_name_for(net_id)
+            for i, a in enumerate(args):
+                opt = args[i + 1] if a in ("-o", "--opt") and i + 1 < len(args) else a
+                if opt.startswith("com.docker.network.bridge.name="):
+                    bridge = opt.split("=", 1)[1]
+        if bridge:
+            resources.bridges.add(bridge)
+        return h.Network(name, net_id, bridge)
+
+    yield _make
+    for name in reversed(created):
+        info = h.docker("network", "inspect", name, check=False)
+        if not info.ok:
+            continue
+        ids = list((json.loads(info)[0].get("Containers") or {}).keys())
+        if ids:
+            h.docker("rm", "-f", *ids, check=False, timeout=120)
+        h.docker("network", "rm", name, check=False, timeout=60)
+
+
+@pytest.fixture
+def make_container() -> Iterator[Callable[..., h.Container]]:
+    """make_container(network, *docker_run_args, name=, cmd=, check=) -> Container.
+    With check=False the container's .result holds the `docker run` Out."""
+    created: list[str] = []
+
+    def _run(network: h.Network | None = None, *args: str, name: str | None = None,
+             cmd: list[str] | None = None, check: bool = True, timeout: float = 90) -> h.Container:
+        name = name or h.unique("c")
+        argv = ["run", "-d", "--name", name, "--label", f"{h.LABEL}=1"]
+        if network is not None:
+            argv += ["--network", network.name]
+        argv += [*args, h.IMAGE, *(cmd or h.IDLE_CMD)]
+        created.append(name)
+        out = h.docker(*argv, check=check, timeout=timeout)
+        return h.Container(name, out)
+
+    yield _run
+    if created:
+        h.docker("rm", "-f", *created, check=False, timeout=120)
+
+
+@pytest.fixture
+def dockerd(dockerd_record: h.DockerdProcess) -> Iterator[Callable[[int], int]]:
+    """restart(sig) -> new dockerd pid: signal dockerd, wait for it to exit, start the same
+    command line again (same log file), wait for `docker info`."""
+
+    def _restart(sig: int) -> int:
+        return h.restart_dockerd(sig)
+
+    yield _restart
+    if not h.docker_answers():
+        if not h.run(["pidof", "dockerd"], check=False).ok:
+            h.start_dockerd(dockerd_record)
+        else:
+            h.wait_docker(60)
