@@ -4,6 +4,7 @@ FakeDataplane at the kernel seam, and the two services on top of them."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -15,24 +16,26 @@ from pynetdrv.ipam.service import IpamService
 from pynetdrv.store.sqlite import SQLiteStore
 
 
-@pytest.fixture
-async def store() -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(":memory:")
+@asynccontextmanager
+async def _opened(path: str | Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(path)
     await s.open()
     try:
         yield s
     finally:
         await s.close()
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[SQLiteStore]:
+    async with _opened(":memory:") as s:
+        yield s
 
 
 @pytest.fixture
 async def file_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "state.db")
-    await s.open()
-    try:
+    async with _opened(tmp_path / "state.db") as s:
         yield s
-    finally:
-        await s.close()
 
 
 @pytest.fixture
