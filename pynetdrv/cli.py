@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -52,5 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve(config))
     except AlreadyRunning as e:
         print(f"pynetdrv: {e}", file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error, RuntimeError) as e:
+        # Start-up problems (state file unreadable, socket directory not
+        # writable, not root): one clear line; the traceback at debug level.
+        logging.getLogger("pynetdrv").debug("start-up failed", exc_info=True)
+        print(f"pynetdrv: cannot serve on {config.socket} with state {config.state}: {e}", file=sys.stderr)
         return 1
     return 0

@@ -128,6 +128,16 @@ def test_cli_exits_1_when_another_daemon_holds_the_state(tmp_path: Path) -> None
     assert not (tmp_path / "p.sock").exists()
 
 
+def test_cli_exits_1_naming_a_corrupt_state_file(tmp_path: Path) -> None:
+    state = tmp_path / "s.db"
+    state.write_bytes(b"not an sqlite database, just some text " * 4)
+    proc = run_cli("serve", "--state", str(state), "--socket", str(tmp_path / "p.sock"))
+    assert proc.returncode == 1, proc.stderr
+    assert str(state) in proc.stderr and "not a database" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "p.sock").exists()
+
+
 # DefaultPool -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("text", "base", "size"), [
