@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import sqlite3
 import sys
@@ -27,7 +28,21 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--default-pool", action="append", metavar="base=CIDR,size=N", type=_default_pool,
                    help="range automatic pools are carved from; repeatable, both families "
                    f"(default {' and '.join(DEFAULT_POOLS_V4 + DEFAULT_POOLS_V6)})")
+    st = sub.add_parser("status", help="show networks and pools in the state file (read-only)")
+    st.add_argument("--state", type=Path, default=DEFAULT_STATE, help=f"SQLite state file (default {DEFAULT_STATE})")
     return p
+
+
+async def _status(state: Path) -> str:
+    from pynetdrv.status import render_status
+    from pynetdrv.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(state)
+    await store.open()
+    try:
+        return await render_status(store)
+    finally:
+        await store.close()
 
 
 def _default_pool(text: str) -> DefaultPool:
@@ -39,14 +54,31 @@ def _default_pool(text: str) -> DefaultPool:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "status":
+        return _status_command(args.state)
+    return _serve_command(args)
+
+
+def _status_command(state: Path) -> int:
+    if not state.exists():
+        print(f"pynetdrv: no state file at {state}", file=sys.stderr)
+        return 1
+    try:
+        print(asyncio.run(_status(state)))
+    except sqlite3.Error as e:
+        print(f"pynetdrv: cannot read state {state}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _serve_command(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     config = Config(socket=args.socket, state=args.state, log_level=args.log_level)
     if args.default_pool:
-        config = Config(socket=args.socket, state=args.state, log_level=args.log_level,
-                        default_pools=tuple(args.default_pool))
+        config = dataclasses.replace(config, default_pools=tuple(args.default_pool))
     from pynetdrv.server import serve
 
     try:

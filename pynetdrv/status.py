@@ -1,0 +1,36 @@
+"""``pynetdrv status``: what the state file holds, for people.
+
+Read-only and safe while the daemon runs (SQLite WAL lets readers in beside
+the writer); it never touches the kernel or Docker.
+"""
+
+from __future__ import annotations
+
+import netaddr
+
+from pynetdrv.ipam.addresses import usable_bounds
+from pynetdrv.store.base import Store
+from pynetdrv.store.sqlite_pools import range_bounds
+
+
+async def render_status(store: Store) -> str:
+    lines = ["NETWORK       BRIDGE           MTU    GATEWAYS                          ENDPOINTS"]
+    for net in await store.list_networks():
+        endpoints = await store.list_endpoints(net.network_id)
+        joined = sum(1 for e in endpoints if e.sandbox_key)
+        flags = " internal" if net.internal else ""
+        lines.append(
+            f"{net.network_id[:12]:<13} {net.bridge:<16} {net.mtu or '-':<6} "
+            f"{', '.join(net.gateways) or '-':<33} {len(endpoints)} ({joined} joined){flags}"
+        )
+    lines += ["", "POOL                          RANGE                 USED / ASSIGNABLE   ID"]
+    for pool in await store.list_pools():
+        used = len(await store.allocations(pool.pool_id))
+        first, last = usable_bounds(netaddr.IPNetwork(pool.cidr))
+        lo, hi = range_bounds(pool)
+        auto = " (automatic)" if pool.automatic else ""
+        lines.append(
+            f"{pool.cidr:<29} {pool.subpool or 'whole subnet':<21} "
+            f"{used} / {last - first + 1} (range {max(hi - lo + 1, 0)}){auto}   {pool.pool_id}"
+        )
+    return "\n".join(lines)
