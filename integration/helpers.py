@@ -1,7 +1,8 @@
 """Helpers for the integration tests: the real dockerd, the pynetdrv daemon, host inspection.
 
-Everything here talks to the real system: /usr/bin/docker (the client matching Debian's
-engine), `ip`, `iptables-save`, /proc and /sys. Every wait is a bounded poll.
+Everything here talks to the real system: the docker client of the engine under test
+($PYNETDRV_IT_DOCKER, set by ./scripts/test; by default /usr/bin/docker, the client matching
+Debian's engine), `ip`, `iptables-save`, /proc and /sys. Every wait is a bounded poll.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-DOCKER = "/usr/bin/docker"
+# The client of the engine under test: scripts/test points this at the engine it started
+# (e.g. Docker 26.1 extracted under /opt/pynetdrv-engines); /usr/bin/docker matches Debian's.
+DOCKER = os.environ.get("PYNETDRV_IT_DOCKER") or "/usr/bin/docker"
 IMAGE = "local/busybox:latest"
 PLUGIN = "pynetdrv-it"
 PLUGIN_SOCKET = Path(f"/run/docker/plugins/{PLUGIN}.sock")
@@ -69,11 +72,12 @@ class Out(str):
         return f"{self}\n{self.stderr}".strip()
 
 
-def run(argv: list[str], *, check: bool = True, timeout: float = 60, input: str | None = None) -> Out:
+def run(argv: list[str], *, check: bool = True, timeout: float = 60, input: str | None = None,
+        env: dict[str, str] | None = None) -> Out:
     try:
         proc = subprocess.run(
             argv, capture_output=True, text=True, timeout=timeout, input=input, check=False,
-            stdin=None if input is not None else subprocess.DEVNULL,
+            stdin=None if input is not None else subprocess.DEVNULL, env=env,
         )
     except subprocess.TimeoutExpired as exc:
         raise CommandError(f"timed out after {timeout}s: {' '.join(argv)}\n"
@@ -86,7 +90,7 @@ def run(argv: list[str], *, check: bool = True, timeout: float = 60, input: str 
 
 
 def docker(*args: str, check: bool = True, timeout: float = 60) -> Out:
-    """Run /usr/bin/docker; returns its stdout (an Out: also .rc, .stderr)."""
+    """Run the docker client (DOCKER); returns its stdout (an Out: also .rc, .stderr)."""
     return run([DOCKER, *args], check=check, timeout=timeout)
 
 
@@ -315,12 +319,15 @@ def pid_gone(pid: int) -> bool:
 
 def dockerd_pid() -> int:
     pids = [int(p) for p in run(["pidof", "dockerd"], check=False).split()]
-    if len(pids) > 1:  # several engines (e.g. one in a lab netns): take the default one
+    if len(pids) > 1:  # several engines (e.g. one in a lab netns): take the one under test,
+        # by its --exec-root ($PYNETDRV_IT_EXEC_ROOT or the default), else by its pid file
+        want = Path(os.environ.get("PYNETDRV_IT_EXEC_ROOT") or "/var/run/docker").resolve()
+        by_root = [p for p in pids if _exec_root_of(_cmdline(p)) == want]
         try:
             main = int(Path("/var/run/docker.pid").read_text().strip())
         except (FileNotFoundError, ValueError):
             main = -1
-        pids = [p for p in pids if p == main]
+        pids = by_root if len(by_root) == 1 else [p for p in pids if p == main]
     if len(pids) != 1:
         raise AssertionError(f"expected exactly one dockerd, pidof says {pids}")
     return pids[0]
@@ -334,9 +341,31 @@ class DockerdProcess:
     environ: dict[str, str] = field(default_factory=dict)
 
 
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return [a for a in Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0") if a]
+    except OSError:
+        return []
+
+
+def _flag_value(cmdline: list[str], flag: str, default: str) -> str:
+    """The value of dockerd's `--flag VALUE` / `--flag=VALUE` (the last one wins)."""
+    value = default
+    for i, arg in enumerate(cmdline):
+        if arg == flag and i + 1 < len(cmdline):
+            value = cmdline[i + 1]
+        elif arg.startswith(f"{flag}="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def _exec_root_of(cmdline: list[str]) -> Path:
+    return Path(_flag_value(cmdline, "--exec-root", "/var/run/docker")).resolve()
+
+
 def running_dockerd() -> DockerdProcess:
     pid = dockerd_pid()
-    cmdline = [a for a in Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0") if a]
+    cmdline = _cmdline(pid)
     log_path = DOCKERD_LOG
     try:
         target = os.readlink(f"/proc/{pid}/fd/1")
@@ -363,8 +392,10 @@ def start_dockerd(proc: DockerdProcess, timeout: float = 60) -> int:
         log.write(f"---- test harness: starting {' '.join(proc.cmdline)}\n".encode())
     _remove_stale_pidfiles(proc)
     # sh backgrounds it and exits: dockerd is nobody's child here (no Popen left running).
+    # With the environment it ran with (/proc/PID/environ): an engine started with its own
+    # PATH (Docker 26.1 finds its containerd, shim and runc through PATH) must get it again.
     run(["/bin/sh", "-c", 'log=$1; shift; setsid "$@" </dev/null >>"$log" 2>&1 &', "sh",
-         str(proc.log_path), *proc.cmdline], timeout=10)
+         str(proc.log_path), *proc.cmdline], timeout=10, env=proc.environ)
     try:
         wait_docker(timeout)
     except AssertionError:
@@ -390,7 +421,7 @@ def _pidfile_of(cmdline: list[str]) -> Path:
     for i, arg in enumerate(cmdline):
         if arg in ("-p", "--pidfile") and i + 1 < len(cmdline):
             pidfile = cmdline[i + 1]
-        elif arg.startswith("--pidfile="):
+        elif arg.startswith(("--pidfile=", "-p=")):
             pidfile = arg.split("=", 1)[1]
     return Path(pidfile)
 
@@ -399,8 +430,9 @@ def _remove_stale_pidfiles(proc: DockerdProcess) -> None:
     """A killed dockerd (and the containerd it supervised, killed with it) may stay zombies
     until init reaps them; a pid file naming a zombie makes the next dockerd believe the old
     one still runs ("pid file found", "containerd is still running" then a 60 s timeout).
-    The processes are dead: drop pid files that name dead or zombie processes."""
-    for pidfile in (_pidfile_of(proc.cmdline), Path("/var/run/docker/containerd/containerd.pid")):
+    The processes are dead: drop pid files that name dead or zombie processes. The managed
+    containerd's pid file lives under dockerd's --exec-root."""
+    for pidfile in (_pidfile_of(proc.cmdline), _exec_root_of(proc.cmdline) / "containerd" / "containerd.pid"):
         try:
             pid = int(pidfile.read_text().strip())
         except (OSError, ValueError):
@@ -503,17 +535,31 @@ def link_addresses(name: str) -> list[ipaddress.IPv4Interface | ipaddress.IPv6In
             for entry in data for a in entry.get("addr_info", [])]
 
 
+def netns_dirs() -> set[str]:
+    """Where engines keep container netns: <exec-root>/netns (SandboxKey), i.e. /run/docker/netns
+    for a default engine, and the exec-root of the engine under test (Docker 26.1 started by
+    scripts/test has its own, named in $PYNETDRV_IT_EXEC_ROOT and on dockerd's command line)."""
+    roots = {Path("/var/run/docker")}
+    if os.environ.get("PYNETDRV_IT_EXEC_ROOT"):
+        roots.add(Path(os.environ["PYNETDRV_IT_EXEC_ROOT"]))
+    for pid in run(["pidof", "dockerd"], check=False).split():
+        roots.add(_exec_root_of(_cmdline(int(pid))))
+    return {f"{root.resolve()}/netns/" for root in roots}
+
+
 def netns_entries() -> set[str]:
-    """Live container network namespaces: nsfs bind mounts under /run/docker/netns.
-    dockerd unmounts a sandbox's netns at once but deletes the file only in a periodic GC
-    (a minute later), so the mount, not the file, tells a live namespace. Namespaces under
-    /run/netns are not ours (the netns unit tests, which may run concurrently, use them)."""
+    """Live container network namespaces: nsfs bind mounts under <exec-root>/netns (see
+    netns_dirs). dockerd unmounts a sandbox's netns at once but deletes the file only in a
+    periodic GC (a minute later), so the mount, not the file, tells a live namespace.
+    Namespaces under /run/netns are not ours (the netns unit tests, which may run
+    concurrently, use them)."""
+    dirs = tuple(netns_dirs())
     found = set()
     with open("/proc/self/mountinfo") as f:
         for line in f:
             pre, _, post = line.partition(" - ")
             mountpoint = pre.split(" ")[4]
-            if post.split(" ", 1)[0] == "nsfs" and "/docker/netns/" in mountpoint:
+            if post.split(" ", 1)[0] == "nsfs" and ("/docker/netns/" in mountpoint or mountpoint.startswith(dirs)):
                 found.add(mountpoint)
     return found
 

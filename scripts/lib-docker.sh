@@ -26,8 +26,9 @@ ensure_dockerd() {
     else
         step "dockerd: starting $DOCKERD (log: $DOCKERD_LOG)"
         mkdir -p "$(dirname "$DOCKERD_LOG")"
-        # Detached from our session and stdin so it outlives this script.
-        (setsid "$DOCKERD" </dev/null >>"$DOCKERD_LOG" 2>&1 &)
+        # Detached from our session and stdin so it outlives this script (and without fd 9,
+        # scripts/test's lock, which it must not keep held).
+        (setsid "$DOCKERD" </dev/null >>"$DOCKERD_LOG" 2>&1 9>&- &)
     fi
     local deadline=$((SECONDS + 60))
     until docker_answers; do
