@@ -119,6 +119,14 @@ def pynetdrv(dockerd_record: h.DockerdProcess, tmp_path_factory: pytest.TempPath
         daemon.start()
     h.cleanup_docker_objects()
     daemon.stop(signal.SIGTERM)
+    # With no network left, a clean shutdown leaves the host's firewall as
+    # it found it (the chain stays only while another instance has rules).
+    for tool in ("iptables-save", "ip6tables-save"):
+        dump = str(h.run([tool], check=False))
+        ours = [line for line in dump.splitlines() if "PYNETDRV" in line]
+        others = [line for line in ours if line.startswith("-A PYNETDRV-FORWARD")]
+        assert not ours or others, f"{tool}: pynetdrv left {ours} behind after the session"
+        assert not any(h.PLUGIN in line for line in ours), f"{tool}: rules of {h.PLUGIN} left: {ours}"
 
 
 @pytest.fixture(scope="session")

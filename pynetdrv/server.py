@@ -7,8 +7,8 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from aiohttp import web
@@ -16,7 +16,7 @@ from aiohttp import web
 from pynetdrv.api.plugin import plugin_routes
 from pynetdrv.api.routes import add_routes
 from pynetdrv.config import Config
-from pynetdrv.dataplane.base import Dataplane
+from pynetdrv.dataplane.base import Dataplane, DataplaneError
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.ipam.service import IpamService
 from pynetdrv.lock import StateLock
@@ -74,20 +74,44 @@ async def serve(config: Config, dataplane: Dataplane | None = None) -> None:
     try:
         await store.open()
         await reconcile(store, dp)
-        stop = _stop_on_signals()
-        async with unix_site(build_app(store, dp, config), config.socket):
-            log.info("pynetdrv serving on %s (state %s)", config.socket, config.state)
-            await stop.wait()
-            log.info("shutting down")
+        with _stop_on_signals() as stop:
+            await _serve_until(stop, build_app(store, dp, config), config)
+        await _tidy(store, dp)
     finally:
         await dp.close()
         await store.close()
         lock.release()
 
 
-def _stop_on_signals() -> asyncio.Event:
+async def _serve_until(stop: asyncio.Event, app: web.Application, config: Config) -> None:
+    async with unix_site(app, config.socket):
+        log.info("pynetdrv serving on %s (state %s)", config.socket, config.state)
+        await stop.wait()
+        log.info("shutting down")
+
+
+async def _tidy(store: Store, dp: Dataplane) -> None:
+    """With no network left nothing needs our firewall rules: leave the
+    host's iptables as we found it.  With networks, everything stays, so
+    running containers keep their connectivity while we are down."""
+    if await store.list_networks():
+        return
+    try:
+        await dp.remove_firewall()
+    except DataplaneError as e:
+        log.warning("could not remove firewall rules on shutdown: %s", e)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[asyncio.Event]:
+    """An event set by SIGTERM/SIGINT; the handlers go when the block ends."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
-    return stop
+    try:
+        yield stop
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)

@@ -110,5 +110,9 @@ class Dataplane(Protocol):
         """Destinations (CIDR) of the main routing table, both families,
         excluding default routes; used to keep automatic pools off them."""
 
+    async def remove_firewall(self) -> None:
+        """Drop this instance's firewall rules, and the shared chain and its
+        jump once no instance has rules left (shutdown with no networks)."""
+
     async def close(self) -> None:
         """Release sockets."""

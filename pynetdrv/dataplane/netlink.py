@@ -116,6 +116,10 @@ class NetlinkDataplane:
                 self._ipr_obj = AsyncIPRoute(**kwargs)
             return self._ipr_obj
 
+    async def remove_firewall(self) -> None:
+        if self._firewall is not None:
+            await self._firewall.remove_all()
+
     async def close(self) -> None:
         async with self._ipr_lock:
             if self._ipr_obj is not None:
