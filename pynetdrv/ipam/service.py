@@ -16,7 +16,7 @@ import netaddr
 from pynetdrv.api import ipam_models as m
 from pynetdrv.api.base_model import Empty
 from pynetdrv.config import Config
-from pynetdrv.errors import Conflict, InvalidParameter, Unavailable
+from pynetdrv.errors import Conflict, InvalidParameter, NotFound, Unavailable
 from pynetdrv.ipam.addresses import first_free_subnet, parse_cidr, usable_bounds
 from pynetdrv.store.base import AllocationKind, PoolRecord, Store
 
@@ -112,7 +112,7 @@ class IpamService:
     async def request_address(self, req: m.RequestAddressRequest) -> m.RequestAddressResponse:
         pool = await self._store.get_pool(req.PoolID)
         if pool is None:
-            raise InvalidParameter(f"unknown pool {req.PoolID}")
+            raise NotFound(f"unknown pool {req.PoolID}: it was never requested or has been released")
         options = req.Options or {}
         is_gateway = options.get(m.REQUEST_ADDRESS_TYPE) == m.GATEWAY_TYPE
         net = netaddr.IPNetwork(pool.cidr)
