@@ -55,7 +55,7 @@ class NetworkService:
 
     # Networks -------------------------------------------------------------
     async def create_network(self, req: m.CreateNetworkRequest) -> Empty:
-        net = await self._network_record(req)
+        net = self._network_record(req)
         async with self._networks_lock:
             existing = await self._store.get_network(req.NetworkID)
             async with AsyncExitStack() as undo:
@@ -67,7 +67,7 @@ class NetworkService:
         log.info("network %s created: bridge %s, gateways %s", net.network_id[:12], net.bridge, ", ".join(net.gateways) or "none")
         return Empty()
 
-    async def _network_record(self, req: m.CreateNetworkRequest) -> NetworkRecord:
+    def _network_record(self, req: m.CreateNetworkRequest) -> NetworkRecord:
         opts = parse_network_options(req.Options)
         gateways, pools = [], []
         for family, data in ((4, req.IPv4Data or []), (6, req.IPv6Data or [])):
@@ -98,7 +98,8 @@ class NetworkService:
                 await self._kernel(self._dp.remove_veth(ep.host_ifname, ep.endpoint_id))
             await self._kernel(self._dp.remove_bridge(net.bridge, net.network_id))
             await self._store.delete_network(net.network_id)
-        self._network_locks.pop(req.NetworkID, None)
+        # The lock stays in the map: a call still waiting on it must keep
+        # excluding any newcomer (one small Lock per network ever seen).
         log.info("network %s deleted", req.NetworkID[:12])
         return Empty()
 
@@ -111,6 +112,7 @@ class NetworkService:
             ep = await self._store.get_endpoint(req.EndpointID)
             if ep is not None and ep.network_id != net.network_id:
                 raise Conflict(f"endpoint {req.EndpointID[:12]} already exists on network {ep.network_id[:12]}")
+            new = ep is None
             if ep is None:
                 host, peer = naming.veth_names(req.EndpointID)
                 ep = EndpointRecord(
@@ -119,7 +121,8 @@ class NetworkService:
                     address=iface.Address, address_v6=iface.AddressIPv6,
                 )
             async with AsyncExitStack() as undo:
-                undo.push_async_callback(self._dp.remove_veth, ep.host_ifname, ep.endpoint_id)
+                if new:  # a retry must not tear down a working endpoint
+                    undo.push_async_callback(self._dp.remove_veth, ep.host_ifname, ep.endpoint_id)
                 await self._kernel(self._dp.ensure_veth(veth_spec(net, ep)))
                 await self._store.put_endpoint(ep)
                 undo.pop_all()

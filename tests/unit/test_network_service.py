@@ -291,6 +291,17 @@ async def test_create_endpoint_failure_undo(net: NetworkService, dp: FakeDatapla
     assert len(veths(dp)) == 2 and len(await store.list_endpoints()) == 1
 
 
+async def test_failed_retry_keeps_a_working_endpoint(net: NetworkService, dp: FakeDataplane,
+                                                     store: SQLiteStore) -> None:
+    await net.create_network(create_req())
+    await net.create_endpoint(ep_req())
+    dp.fail_next = "ensure_veth"
+    with pytest.raises(Internal, match="injected"):
+        await net.create_endpoint(ep_req())
+    assert len(veths(dp)) == 2, "a failed retry tore down the endpoint's veth"
+    assert [e.endpoint_id for e in await store.list_endpoints()] == [EID]
+
+
 async def test_endpoint_id_on_another_network_is_a_conflict(net: NetworkService, dp: FakeDataplane) -> None:
     await net.create_network(create_req())
     await net.create_network(create_req(NID2, v4=[("10.2.0.0/16", "10.2.0.1/16")]))
