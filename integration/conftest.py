@@ -23,7 +23,21 @@ from typing import Any
 
 import pytest
 
-from integration import helpers as h
+from integration.cmd import run, wait_for
+from integration.constants import DOCKER, IDLE_CMD, IMAGE, LABEL, PLUGIN, PLUGIN_SOCKET
+from integration.docker_objects import Container, Network, cleanup_docker_objects, docker, unique
+from integration.dockerd import (
+    DockerdProcess,
+    docker_answers,
+    restart_dockerd,
+    running_dockerd,
+    start_dockerd,
+    wait_docker,
+)
+from integration.host import bridge_name_for, leaks, links, netns_entries
+from integration.processes import end_process
+from integration.pynetdrv_daemon import PynetdrvDaemon, leftover_daemons, plugin_activates
+from integration.subnet_allocator import SubnetAllocator
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS_HINT = "run ./scripts/test (as root), which installs docker.io, starts dockerd and imports the image"
@@ -85,59 +99,59 @@ def _is_ancestor(pid: int) -> bool:
 
 
 @pytest.fixture(scope="session")
-def dockerd_record(exclusive: None) -> h.DockerdProcess:
+def dockerd_record(exclusive: None) -> DockerdProcess:
     """Checks the engine is usable; remembers how dockerd was started (to revive it)."""
     if os.geteuid() != 0:
         pytest.fail(f"the integration tests need root; {SCRIPTS_HINT}", pytrace=False)
-    if not os.access(h.DOCKER, os.X_OK):
-        pytest.fail(f"{h.DOCKER} is missing; {SCRIPTS_HINT}", pytrace=False)
-    if not h.docker_answers():
-        pytest.fail(f"dockerd is not reachable (`{h.DOCKER} info` fails); {SCRIPTS_HINT}", pytrace=False)
-    if not h.docker("image", "inspect", h.IMAGE, check=False).ok:
-        pytest.fail(f"the test image {h.IMAGE} is missing; {SCRIPTS_HINT}", pytrace=False)
-    return h.running_dockerd()
+    if not os.access(DOCKER, os.X_OK):
+        pytest.fail(f"{DOCKER} is missing; {SCRIPTS_HINT}", pytrace=False)
+    if not docker_answers():
+        pytest.fail(f"dockerd is not reachable (`{DOCKER} info` fails); {SCRIPTS_HINT}", pytrace=False)
+    if not docker("image", "inspect", IMAGE, check=False).ok:
+        pytest.fail(f"the test image {IMAGE} is missing; {SCRIPTS_HINT}", pytrace=False)
+    return running_dockerd()
 
 
 @pytest.fixture(scope="session")
-def pynetdrv(dockerd_record: h.DockerdProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[h.PynetdrvDaemon]:
+def pynetdrv(dockerd_record: DockerdProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PynetdrvDaemon]:
     """The daemon under test, serving /run/docker/plugins/pynetdrv-it.sock for the session."""
     # We hold the integration lock: a pynetdrv-it still running is an aborted run's leftover.
-    for pid in h.leftover_daemons(h.PLUGIN_SOCKET):
-        h.end_process(pid)
-    if h.plugin_activates(h.PLUGIN_SOCKET):
-        pytest.fail(f"something already serves {h.PLUGIN_SOCKET}; stop it first", pytrace=False)
-    if h.PLUGIN_SOCKET.exists() or h.PLUGIN_SOCKET.is_symlink():
-        h.PLUGIN_SOCKET.unlink()  # stale socket of an aborted run (ours: the test plugin's path)
+    for pid in leftover_daemons(PLUGIN_SOCKET):
+        end_process(pid)
+    if plugin_activates(PLUGIN_SOCKET):
+        pytest.fail(f"something already serves {PLUGIN_SOCKET}; stop it first", pytrace=False)
+    if PLUGIN_SOCKET.exists() or PLUGIN_SOCKET.is_symlink():
+        PLUGIN_SOCKET.unlink()  # stale socket of an aborted run (ours: the test plugin's path)
     workdir = tmp_path_factory.mktemp("pynetdrv")
-    daemon = h.PynetdrvDaemon(h.PLUGIN_SOCKET, workdir / "state.db", workdir / "pynetdrv.log")
+    daemon = PynetdrvDaemon(PLUGIN_SOCKET, workdir / "state.db", workdir / "pynetdrv.log")
     daemon.start()
-    problems = h.cleanup_docker_objects()  # leftovers of an aborted earlier run
+    problems = cleanup_docker_objects()  # leftovers of an aborted earlier run
     if problems:
         pytest.fail("could not remove leftovers of an earlier run:\n" + "\n".join(problems), pytrace=False)
     yield daemon
     if not daemon.running():
         daemon.start()
-    h.cleanup_docker_objects()
+    cleanup_docker_objects()
     daemon.stop(signal.SIGTERM)
     # With no network left, a clean shutdown leaves the host's firewall as
     # it found it (the chain stays only while another instance has rules).
     for tool in ("iptables-save", "ip6tables-save"):
-        dump = str(h.run([tool], check=False))
+        dump = str(run([tool], check=False))
         ours = [line for line in dump.splitlines() if "PYNETDRV" in line]
         others = [line for line in ours if line.startswith("-A PYNETDRV-FORWARD")]
         assert not ours or others, f"{tool}: pynetdrv left {ours} behind after the session"
-        assert not any(h.PLUGIN in line for line in ours), f"{tool}: rules of {h.PLUGIN} left: {ours}"
+        assert not any(PLUGIN in line for line in ours), f"{tool}: rules of {PLUGIN} left: {ours}"
 
 
 @pytest.fixture(scope="session")
-def subnet_allocator() -> h.SubnetAllocator:
-    return h.SubnetAllocator()
+def subnet_allocator() -> SubnetAllocator:
+    return SubnetAllocator()
 
 
 # ---------------------------------------------------------------------------------------------
 # Per test: cleanup + leak check, failure logs
 
-LOG_KEY = pytest.StashKey[tuple[h.PynetdrvDaemon, int, Path, int]]()
+LOG_KEY = pytest.StashKey[tuple[PynetdrvDaemon, int, Path, int]]()
 
 
 @dataclass
@@ -151,38 +165,38 @@ class Resources:
 
 
 @pytest.fixture(autouse=True)
-def resources(request: pytest.FixtureRequest, pynetdrv: h.PynetdrvDaemon,
-              dockerd_record: h.DockerdProcess) -> Iterator[Resources]:
+def resources(request: pytest.FixtureRequest, pynetdrv: PynetdrvDaemon,
+              dockerd_record: DockerdProcess) -> Iterator[Resources]:
     """Autouse: after every test remove its containers/networks, then assert nothing of
     pynetdrv's is left: links with our instance's alias (`pynetdrv-it:`), new pnbr-/pnve-
-    links, container netns, iptables rules for the test's bridges/subnets (see h.leaks)."""
+    links, container netns, iptables rules for the test's bridges/subnets (see leaks() in host.py)."""
     request.node.stash[LOG_KEY] = (pynetdrv, pynetdrv.log_size(), dockerd_record.log_path,
                                    _size(dockerd_record.log_path))
-    res = Resources(links_before=set(h.links()), netns_before=h.netns_entries())
+    res = Resources(links_before=set(links()), netns_before=netns_entries())
     yield res
     problems: list[str] = []
     # Engines first: cleanup needs dockerd and (for DeleteNetwork etc.) pynetdrv.
-    if not h.docker_answers():
+    if not docker_answers():
         try:
-            if not h.run(["pidof", "dockerd"], check=False).ok:
-                h.start_dockerd(dockerd_record)
+            if not run(["pidof", "dockerd"], check=False).ok:
+                start_dockerd(dockerd_record)
             else:
-                h.wait_docker(60)
+                wait_docker(60)
         except AssertionError as exc:
             problems.append(f"dockerd is down after the test and could not be revived: {exc}")
     if not pynetdrv.running():
         problems.append(f"pynetdrv was not running at the end of the test (exit code "
                         f"{pynetdrv.proc.returncode if pynetdrv.proc else None}); restarted it")
         pynetdrv.start()
-    problems += h.cleanup_docker_objects()
+    problems += cleanup_docker_objects()
     found: list[str] = []
 
     def clean() -> bool:
-        found[:] = h.leaks(res.links_before, res.netns_before, res.bridges, res.subnets)
+        found[:] = leaks(res.links_before, res.netns_before, res.bridges, res.subnets)
         return not found
 
     try:
-        h.wait_for(clean, 5, "the host to be clean")
+        wait_for(clean, 5, "the host to be clean")
     except AssertionError:
         problems += found
     if problems:
@@ -226,7 +240,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 
 
 class Subnets:
-    def __init__(self, allocator: h.SubnetAllocator, res: Resources) -> None:
+    def __init__(self, allocator: SubnetAllocator, res: Resources) -> None:
         self._alloc = allocator
         self._res = res
 
@@ -247,7 +261,7 @@ class Subnets:
 
 
 @pytest.fixture
-def subnets(subnet_allocator: h.SubnetAllocator, resources: Resources) -> Subnets:
+def subnets(subnet_allocator: SubnetAllocator, resources: Resources) -> Subnets:
     """Fresh, unused test subnets: 10.231-239.Y.0/24 (+ fd00:23X:0:Y::/64)."""
     return Subnets(subnet_allocator, resources)
 
@@ -258,75 +272,75 @@ def make_network(resources: Resources) -> Iterator[Callable[..., Any]]:
     create failed and check=False). The network and its containers go at teardown."""
     created: list[str] = []
 
-    def _make(*args: str, driver: str | None = h.PLUGIN, ipam: str | None = h.PLUGIN,
+    def _make(*args: str, driver: str | None = PLUGIN, ipam: str | None = PLUGIN,
               name: str | None = None, check: bool = True) -> Any:
-        name = name or h.unique("net")
-        argv = ["network", "create", "--label", f"{h.LABEL}=1"]
+        name = name or unique("net")
+        argv = ["network", "create", "--label", f"{LABEL}=1"]
         if driver:
             argv += ["-d", driver]
         if ipam:
             argv += ["--ipam-driver", ipam]
         argv += [*args, name]
         created.append(name)
-        out = h.docker(*argv, check=check, timeout=90)
+        out = docker(*argv, check=check, timeout=90)
         if not out.ok:
             return out
         net_id = out.strip().splitlines()[-1]
         bridge = None
-        if driver == h.PLUGIN:
-            bridge = h.bridge_name_for(net_id)
+        if driver == PLUGIN:
+            bridge = bridge_name_for(net_id)
             for i, a in enumerate(args):
                 opt = args[i + 1] if a in ("-o", "--opt") and i + 1 < len(args) else a
                 if opt.startswith("com.docker.network.bridge.name="):
                     bridge = opt.split("=", 1)[1]
         if bridge:
             resources.bridges.add(bridge)
-        return h.Network(name, net_id, bridge)
+        return Network(name, net_id, bridge)
 
     yield _make
     for name in reversed(created):
-        info = h.docker("network", "inspect", name, check=False)
+        info = docker("network", "inspect", name, check=False)
         if not info.ok:
             continue
         ids = list((json.loads(info)[0].get("Containers") or {}).keys())
         if ids:
-            h.docker("rm", "-f", *ids, check=False, timeout=120)
-        h.docker("network", "rm", name, check=False, timeout=60)
+            docker("rm", "-f", *ids, check=False, timeout=120)
+        docker("network", "rm", name, check=False, timeout=60)
 
 
 @pytest.fixture
-def make_container() -> Iterator[Callable[..., h.Container]]:
+def make_container() -> Iterator[Callable[..., Container]]:
     """make_container(network, *docker_run_args, name=, cmd=, check=) -> Container.
     With check=False the container's .result holds the `docker run` Out."""
     created: list[str] = []
 
-    def _run(network: h.Network | None = None, *args: str, name: str | None = None,
-             cmd: list[str] | None = None, check: bool = True, timeout: float = 90) -> h.Container:
-        name = name or h.unique("c")
-        argv = ["run", "-d", "--name", name, "--label", f"{h.LABEL}=1"]
+    def _run(network: Network | None = None, *args: str, name: str | None = None,
+             cmd: list[str] | None = None, check: bool = True, timeout: float = 90) -> Container:
+        name = name or unique("c")
+        argv = ["run", "-d", "--name", name, "--label", f"{LABEL}=1"]
         if network is not None:
             argv += ["--network", network.name]
-        argv += [*args, h.IMAGE, *(cmd or h.IDLE_CMD)]
+        argv += [*args, IMAGE, *(cmd or IDLE_CMD)]
         created.append(name)
-        out = h.docker(*argv, check=check, timeout=timeout)
-        return h.Container(name, out)
+        out = docker(*argv, check=check, timeout=timeout)
+        return Container(name, out)
 
     yield _run
     if created:
-        h.docker("rm", "-f", *created, check=False, timeout=120)
+        docker("rm", "-f", *created, check=False, timeout=120)
 
 
 @pytest.fixture
-def dockerd(dockerd_record: h.DockerdProcess) -> Iterator[Callable[[int], int]]:
+def dockerd(dockerd_record: DockerdProcess) -> Iterator[Callable[[int], int]]:
     """restart(sig) -> new dockerd pid: signal dockerd, wait for it to exit, start the same
     command line again (same log file), wait for `docker info`."""
 
     def _restart(sig: int) -> int:
-        return h.restart_dockerd(sig)
+        return restart_dockerd(sig)
 
     yield _restart
-    if not h.docker_answers():
-        if not h.run(["pidof", "dockerd"], check=False).ok:
-            h.start_dockerd(dockerd_record)
+    if not docker_answers():
+        if not run(["pidof", "dockerd"], check=False).ok:
+            start_dockerd(dockerd_record)
         else:
-            h.wait_docker(60)
+            wait_docker(60)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from integration import helpers as h
+from integration.cmd import wait_for
+from integration.docker_objects import docker, ping
+from integration.host import link_addresses, link_exists, link_master, pynetdrv_links, veth_name_for
 
 
 def test_two_containers_ping_each_other_and_gateway(make_network, make_container, subnets):
@@ -15,16 +17,16 @@ def test_two_containers_ping_each_other_and_gateway(make_network, make_container
     ip1, ip2 = c1.ip(net), c2.ip(net)
     assert ip1 in sub and ip2 in sub and ip1 != ip2 and gw not in (ip1, ip2)
 
-    h.ping(c1, ip2)
-    h.ping(c2, ip1)
-    h.ping(c1, gw)
-    h.ping(c2, gw)
+    ping(c1, ip2)
+    ping(c2, ip1)
+    ping(c1, gw)
+    ping(c2, gw)
 
     routes = c1.exec("ip", "route").splitlines()
     assert any(r.split()[:5] == ["default", "via", str(gw), "dev", "eth0"] for r in routes), routes
     assert c1.ifaces() == {"lo", "eth0"}, "expected only lo and eth0 (no eth1 / gwbridge leg)"
     assert c1.net(net)["Gateway"] == str(gw)
-    assert not h.link_exists("docker_gwbridge"), "docker_gwbridge was created"
+    assert not link_exists("docker_gwbridge"), "docker_gwbridge was created"
 
 
 def test_static_ip_and_duplicate_refused(make_network, make_container, subnets):
@@ -45,10 +47,10 @@ def test_static_ip_and_duplicate_refused(make_network, make_container, subnets):
     assert stray.result is not None and stray.result.rc != 0, f"--ip {outside} outside {sub} was accepted"
 
     assert c1.running() and c1.ip(net) == static
-    h.ping(c1, gw)
+    ping(c1, gw)
     c3 = make_container(net)
     assert c3.ip(net) not in (static, gw)
-    h.ping(c3, static)
+    ping(c3, static)
 
 
 def test_dual_stack(make_network, make_container, subnets):
@@ -64,15 +66,15 @@ def test_dual_stack(make_network, make_container, subnets):
     assert c1.ip6(net) != c2.ip6(net)
     assert c1.net(net)["GlobalIPv6PrefixLen"] == 64
 
-    h.ping(c1, c2.ip(net))
+    ping(c1, c2.ip(net))
     # IPv6 needs duplicate address detection to finish first: bounded retry.
-    h.ping(c1, c2.ip6(net), v6=True, within=10)
-    h.ping(c2, c1.ip6(net), v6=True, within=10)
+    ping(c1, c2.ip6(net), v6=True, within=10)
+    ping(c2, c1.ip6(net), v6=True, within=10)
     # Docker's inspect shows only a gateway the user gave; pynetdrv's default
     # is the first address after the subnet-router anycast (::1).
     gw6 = str(v6.network_address + 1)
-    h.ping(c1, gw6, v6=True, within=10)
-    assert ipaddress.ip_interface(f"{gw6}/64") in h.link_addresses(net.bridge)
+    ping(c1, gw6, v6=True, within=10)
+    assert ipaddress.ip_interface(f"{gw6}/64") in link_addresses(net.bridge)
     routes6 = c1.exec("ip", "-6", "route").splitlines()
     assert any(r.split()[:3] == ["default", "via", gw6] for r in routes6), routes6
 
@@ -85,24 +87,24 @@ def test_connect_and_disconnect_running_container(make_network, make_container, 
     other = make_container(b)
     assert c.ifaces() == {"lo", "eth0"}
 
-    h.docker("network", "connect", b.name, c.name)
+    docker("network", "connect", b.name, c.name)
     assert c.ifaces() == {"lo", "eth0", "eth1"}
     ip_b = c.ip(b)
     assert ip_b in sub_b
     ep = c.net(b)["EndpointID"]
-    veth = h.veth_name_for(ep)
-    assert h.link_exists(veth), f"host veth {veth} missing after connect; {h.pynetdrv_links()}"
-    assert h.link_master(veth) == b.bridge
-    h.ping(c, next(sub_b.hosts()))
-    h.ping(c, other.ip(b))
-    h.ping(other, ip_b)
+    veth = veth_name_for(ep)
+    assert link_exists(veth), f"host veth {veth} missing after connect; {pynetdrv_links()}"
+    assert link_master(veth) == b.bridge
+    ping(c, next(sub_b.hosts()))
+    ping(c, other.ip(b))
+    ping(other, ip_b)
 
-    h.docker("network", "disconnect", b.name, c.name)
+    docker("network", "disconnect", b.name, c.name)
     assert c.ifaces() == {"lo", "eth0"}
     assert b.name not in c.networks()
-    h.wait_for(lambda: not h.link_exists(veth), 5, f"host veth {veth} to go after disconnect")
-    h.ping(c, next(sub_a.hosts()))
-    h.ping(other, next(sub_b.hosts()))
+    wait_for(lambda: not link_exists(veth), 5, f"host veth {veth} to go after disconnect")
+    ping(c, next(sub_a.hosts()))
+    ping(other, next(sub_b.hosts()))
     # Its address is free again: a static request for it succeeds.
     again = make_container(b, "--ip", str(ip_b))
     assert again.ip(b) == ip_b

@@ -6,7 +6,9 @@ import ipaddress
 import re
 from concurrent.futures import ThreadPoolExecutor
 
-from integration import helpers as h
+from integration.constants import PLUGIN
+from integration.docker_objects import docker, ping
+from integration.host import link_addresses, ports_of
 
 
 def test_twenty_parallel_runs_get_unique_addresses(make_network, make_container, subnets):
@@ -21,10 +23,10 @@ def test_twenty_parallel_runs_get_unique_addresses(make_network, make_container,
     ips = [c.ip(net) for c in containers]
     assert len(set(ips)) == 20, f"duplicate addresses: {sorted(ips)}"
     assert all(ip in sub and ip != gw for ip in ips), sorted(ips)
-    ports = h.ports_of(net.bridge)
+    ports = ports_of(net.bridge)
     assert len(ports) == 20, f"expected 20 veths on {net.bridge}, found {len(ports)}"
-    h.ping(containers[0], ips[-1])
-    h.ping(containers[-1], ips[0])
+    ping(containers[0], ips[-1])
+    ping(containers[-1], ips[0])
 
 
 def test_small_pool_exhaustion_and_reuse(make_network, make_container, subnets):
@@ -43,11 +45,11 @@ def test_small_pool_exhaustion_and_reuse(make_network, make_container, subnets):
     assert not sixth.running()
 
     freed = five[0].ip(net)
-    h.docker("rm", "-f", five[0].name)
-    h.docker("rm", "-f", sixth.name)
+    docker("rm", "-f", five[0].name)
+    docker("rm", "-f", sixth.name)
     newcomer = make_container(net)
     assert newcomer.ip(net) == freed
-    h.ping(newcomer, five[1].ip(net))
+    ping(newcomer, five[1].ip(net))
 
 
 def test_pynetdrv_network_with_default_ipam(make_network, make_container, subnets):
@@ -55,22 +57,22 @@ def test_pynetdrv_network_with_default_ipam(make_network, make_container, subnet
     net = make_network("--subnet", str(sub), ipam=None)
     assert net.inspect()["IPAM"]["Driver"] == "default"
     gw = next(sub.hosts())
-    assert ipaddress.ip_interface(f"{gw}/{sub.prefixlen}") in h.link_addresses(net.bridge)
+    assert ipaddress.ip_interface(f"{gw}/{sub.prefixlen}") in link_addresses(net.bridge)
     c1, c2 = make_container(net), make_container(net)
     assert c1.ip(net) in sub and c2.ip(net) in sub
-    h.ping(c1, c2.ip(net))
-    h.ping(c2, c1.ip(net))
-    h.ping(c1, gw)
+    ping(c1, c2.ip(net))
+    ping(c2, c1.ip(net))
+    ping(c1, gw)
 
 
 def test_docker_bridge_with_pynetdrv_ipam(make_network, make_container, subnets):
     sub = subnets.v4()
     net = make_network("--subnet", str(sub), driver="bridge")
     info = net.inspect()
-    assert info["Driver"] == "bridge" and info["IPAM"]["Driver"] == h.PLUGIN
+    assert info["Driver"] == "bridge" and info["IPAM"]["Driver"] == PLUGIN
     c = make_container(net)
     assert c.ip(net) in sub and c.ip(net) != next(sub.hosts())
-    h.ping(c, next(sub.hosts()))
+    ping(c, next(sub.hosts()))
     # The address came from our pool: asking for it again is refused.
     dup = make_container(net, "--ip", str(c.ip(net)), check=False)
     assert dup.result is not None and dup.result.rc != 0

@@ -8,7 +8,20 @@ import secrets
 
 import pytest
 
-from integration import helpers as h
+from integration.cmd import Out, wait_for
+from integration.constants import ALIAS_PREFIX, PLUGIN
+from integration.docker_objects import Network, docker, ping, unique
+from integration.host import (
+    bridge_name_for,
+    host_routes,
+    link_addresses,
+    link_alias,
+    link_exists,
+    link_master,
+    link_mtu,
+    pynetdrv_links,
+    veth_name_for,
+)
 
 
 def test_create_with_range_gateway_aux_and_mtu(make_network, make_container, subnets):
@@ -24,8 +37,8 @@ def test_create_with_range_gateway_aux_and_mtu(make_network, make_container, sub
     )
 
     info = net.inspect()
-    assert info["Driver"] == h.PLUGIN
-    assert info["IPAM"]["Driver"] == h.PLUGIN
+    assert info["Driver"] == PLUGIN
+    assert info["IPAM"]["Driver"] == PLUGIN
     [cfg] = info["IPAM"]["Config"]
     assert cfg["Subnet"] == str(sub)
     assert cfg["IPRange"] == str(ip_range)
@@ -34,10 +47,10 @@ def test_create_with_range_gateway_aux_and_mtu(make_network, make_container, sub
     assert info["Options"].get("com.docker.network.driver.mtu") == "1400"
 
     # The bridge: our name, our alias, the gateway address, MTU 1400.
-    assert h.link_exists(net.bridge), f"bridge {net.bridge} missing; pynetdrv links: {h.pynetdrv_links()}"
-    assert h.link_alias(net.bridge) == f"{h.ALIAS_PREFIX}bridge:{net.id}"
-    assert ipaddress.ip_interface(f"{gateway}/{sub.prefixlen}") in h.link_addresses(net.bridge)
-    assert h.link_mtu(net.bridge) == 1400
+    assert link_exists(net.bridge), f"bridge {net.bridge} missing; pynetdrv links: {pynetdrv_links()}"
+    assert link_alias(net.bridge) == f"{ALIAS_PREFIX}bridge:{net.id}"
+    assert ipaddress.ip_interface(f"{gateway}/{sub.prefixlen}") in link_addresses(net.bridge)
+    assert link_mtu(net.bridge) == 1400
 
     # Containers: inside the ip-range, never an aux address, MTU 1400 in and outside.
     containers = [make_container(net) for _ in range(3)]
@@ -52,20 +65,20 @@ def test_create_with_range_gateway_aux_and_mtu(make_network, make_container, sub
         assert c.net(net)["IPPrefixLen"] == sub.prefixlen
         assert c.net(net)["Gateway"] == str(gateway)
         assert c.exec("cat", "/sys/class/net/eth0/mtu") == "1400"
-        veth = h.veth_name_for(c.net(net)["EndpointID"])
-        assert h.link_exists(veth), f"host veth {veth} missing; pynetdrv links: {h.pynetdrv_links()}"
-        assert h.link_alias(veth) == f"{h.ALIAS_PREFIX}veth:{c.net(net)['EndpointID']}", h.link_alias(veth)
-        assert h.link_mtu(veth) == 1400
-        assert h.link_master(veth) == net.bridge
-    assert h.link_mtu(net.bridge) == 1400
-    h.ping(containers[0], containers[1].ip(net))
+        veth = veth_name_for(c.net(net)["EndpointID"])
+        assert link_exists(veth), f"host veth {veth} missing; pynetdrv links: {pynetdrv_links()}"
+        assert link_alias(veth) == f"{ALIAS_PREFIX}veth:{c.net(net)['EndpointID']}", link_alias(veth)
+        assert link_mtu(veth) == 1400
+        assert link_master(veth) == net.bridge
+    assert link_mtu(net.bridge) == 1400
+    ping(containers[0], containers[1].ip(net))
 
     # Removing everything removes the bridge and the veths.
-    veths = [h.veth_name_for(c.net(net)["EndpointID"]) for c in containers]
-    h.docker("rm", "-f", *[c.name for c in containers])
-    h.wait_for(lambda: not any(h.link_exists(v) for v in veths), 5, f"veths {veths} to go")
-    h.docker("network", "rm", net.name)
-    assert not h.link_exists(net.bridge), f"bridge {net.bridge} still there after network rm"
+    veths = [veth_name_for(c.net(net)["EndpointID"]) for c in containers]
+    docker("rm", "-f", *[c.name for c in containers])
+    wait_for(lambda: not any(link_exists(v) for v in veths), 5, f"veths {veths} to go")
+    docker("network", "rm", net.name)
+    assert not link_exists(net.bridge), f"bridge {net.bridge} still there after network rm"
 
 
 def test_custom_bridge_name(make_network, make_container, subnets):
@@ -73,14 +86,14 @@ def test_custom_bridge_name(make_network, make_container, subnets):
     name = f"pnit-br{secrets.token_hex(3)}"  # 13 chars, under IFNAMSIZ
     net = make_network("--subnet", str(sub), "-o", f"com.docker.network.bridge.name={name}")
     assert net.bridge == name
-    assert h.link_exists(name), f"bridge {name} missing; pynetdrv links: {h.pynetdrv_links()}"
-    assert h.link_alias(name) == f"{h.ALIAS_PREFIX}bridge:{net.id}"
-    assert not h.link_exists(h.bridge_name_for(net.id)), "default-named bridge created as well"
+    assert link_exists(name), f"bridge {name} missing; pynetdrv links: {pynetdrv_links()}"
+    assert link_alias(name) == f"{ALIAS_PREFIX}bridge:{net.id}"
+    assert not link_exists(bridge_name_for(net.id)), "default-named bridge created as well"
     c = make_container(net)
-    h.ping(c, next(sub.hosts()))
-    h.docker("rm", "-f", c.name)
-    h.docker("network", "rm", net.name)
-    assert not h.link_exists(name)
+    ping(c, next(sub.hosts()))
+    docker("rm", "-f", c.name)
+    docker("network", "rm", net.name)
+    assert not link_exists(name)
 
 
 @pytest.mark.parametrize("opt, needle", [
@@ -89,11 +102,11 @@ def test_custom_bridge_name(make_network, make_container, subnets):
 ], ids=["unknown-option", "bad-mtu"])
 def test_bad_option_is_refused_with_its_name(make_network, subnets, opt, needle):
     sub = subnets.v4()
-    name = h.unique("bad")
+    name = unique("bad")
     out = make_network("--subnet", str(sub), "-o", opt, name=name, check=False)
-    assert isinstance(out, h.Out) and out.rc != 0, f"network create with -o {opt} succeeded"
+    assert isinstance(out, Out) and out.rc != 0, f"network create with -o {opt} succeeded"
     assert needle in out.output.lower(), f"the error does not name {needle!r}: {out.output}"
-    assert not h.docker("network", "inspect", name, check=False).ok
+    assert not docker("network", "inspect", name, check=False).ok
     # The refused create released its pool: the same subnet works right after.
     make_network("--subnet", str(sub))
 
@@ -103,19 +116,19 @@ def test_overlapping_subnet_is_refused(make_network, subnets):
     first = make_network("--subnet", str(sub))
     half = next(sub.subnets(new_prefix=25))
     for candidate in (sub, half):
-        name = h.unique("ovl")
+        name = unique("ovl")
         out = make_network("--subnet", str(candidate), name=name, check=False)
-        assert isinstance(out, h.Out) and out.rc != 0, f"overlapping {candidate} was accepted"
+        assert isinstance(out, Out) and out.rc != 0, f"overlapping {candidate} was accepted"
         msg = out.output
         assert re.search(r"overlap", msg, re.IGNORECASE) or str(sub) in msg, (
             f"the error for {candidate} names neither the overlap nor {sub}: {msg}")
-        assert not h.docker("network", "inspect", name, check=False).ok
+        assert not docker("network", "inspect", name, check=False).ok
     # Once the first network is gone its pool is free again.
-    h.docker("network", "rm", first.name)
+    docker("network", "rm", first.name)
     make_network("--subnet", str(half))
 
 
-def _subnets_of(net: h.Network) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+def _subnets_of(net: Network) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(c["Subnet"]) for c in net.ipam_configs()]
 
 
@@ -128,7 +141,7 @@ def test_automatic_pools_do_not_overlap(make_network, make_container, subnets):
     subnets.note(str(s2))
     assert s1 != s2 and not s1.overlaps(s2), f"automatic pools overlap: {s1} {s2}"
     ours = {n1.bridge, n2.bridge}
-    for net, dev in h.host_routes():
+    for net, dev in host_routes():
         if dev not in ours:
             assert not net.overlaps(s1) and not net.overlaps(s2), (
                 f"automatic pool overlaps the host route {net} dev {dev}: {s1} {s2}")
@@ -136,4 +149,4 @@ def test_automatic_pools_do_not_overlap(make_network, make_container, subnets):
     assert c.ip(n1) in s1
     gw = ipaddress.ip_address(n1.ipam_configs()[0]["Gateway"])
     assert gw in s1
-    h.ping(c, gw)
+    ping(c, gw)

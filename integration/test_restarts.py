@@ -13,7 +13,11 @@ import time
 
 import pytest
 
-from integration import helpers as h
+from integration.cmd import run, wait_for
+from integration.constants import ALIAS_PREFIX, PLUGIN_SOCKET
+from integration.docker_objects import ping
+from integration.host import link_addresses, link_alias, link_exists, ports_of, veth_name_for
+from integration.pynetdrv_daemon import plugin_activates
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
@@ -23,29 +27,29 @@ def test_pynetdrv_restart_keeps_containers_connected(pynetdrv, make_network, mak
     gw = next(sub.hosts())
     c1, c2 = make_container(net), make_container(net)
     ip1, ip2 = c1.ip(net), c2.ip(net)
-    h.ping(c1, ip2)
+    ping(c1, ip2)
 
     rc = pynetdrv.stop(sig)
     if sig == signal.SIGTERM:
         assert rc == 0, f"pynetdrv exited with {rc} on SIGTERM (expected a clean exit 0)"
-        assert not h.PLUGIN_SOCKET.exists(), "pynetdrv left its socket behind on SIGTERM"
+        assert not PLUGIN_SOCKET.exists(), "pynetdrv left its socket behind on SIGTERM"
     else:
         assert rc == -signal.SIGKILL
     # The data plane does not depend on the daemon process.
-    h.ping(c1, ip2)
+    ping(c1, ip2)
 
     pynetdrv.start()
-    assert h.link_exists(net.bridge)
-    h.ping(c1, ip2)
-    h.ping(c2, ip1)
-    h.ping(c1, gw)
-    assert h.ports_of(net.bridge) == sorted(h.veth_name_for(c.net(net)["EndpointID"]) for c in (c1, c2))
+    assert link_exists(net.bridge)
+    ping(c1, ip2)
+    ping(c2, ip1)
+    ping(c1, gw)
+    assert ports_of(net.bridge) == sorted(veth_name_for(c.net(net)["EndpointID"]) for c in (c1, c2))
 
     c3 = make_container(net)
     ip3 = c3.ip(net)
     assert ip3 in sub and ip3 not in (ip1, ip2, gw), f"new container got {ip3}; in use: {ip1} {ip2} {gw}"
-    h.ping(c3, ip1)
-    h.ping(c1, ip3)
+    ping(c3, ip1)
+    ping(c1, ip3)
 
 
 def test_second_instance_on_same_state_is_refused(pynetdrv, make_network, make_container, subnets, tmp_path):
@@ -68,12 +72,12 @@ def test_second_instance_on_same_state_is_refused(pynetdrv, make_network, make_c
     text = log.read_text(errors="replace")
     assert rc is not None, f"a second pynetdrv on the same state kept running; its log:\n{text}"
     assert rc != 0, f"the second pynetdrv exited with 0; its log:\n{text}"
-    assert not h.plugin_activates(other_sock)
-    assert pynetdrv.running() and h.plugin_activates(pynetdrv.socket_path)
-    assert h.link_exists(net.bridge)
-    h.ping(c, next(sub.hosts()))
+    assert not plugin_activates(other_sock)
+    assert pynetdrv.running() and plugin_activates(pynetdrv.socket_path)
+    assert link_exists(net.bridge)
+    ping(c, next(sub.hosts()))
     c2 = make_container(net)
-    h.ping(c2, c.ip(net))
+    ping(c2, c.ip(net))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
@@ -83,7 +87,7 @@ def test_dockerd_restart_with_restart_always_container(pynetdrv, dockerd, make_n
     net = make_network("--subnet", str(sub))
     gw = next(sub.hosts())
     c1 = make_container(net, "--restart", "always")
-    h.ping(c1, gw)
+    ping(c1, gw)
     daemon_pid = pynetdrv.pid
 
     started = time.monotonic()
@@ -94,20 +98,20 @@ def test_dockerd_restart_with_restart_always_container(pynetdrv, dockerd, make_n
         nets = c1.networks()
         return bool(state["Running"] and nets.get(net.name, {}).get("IPAddress"))
 
-    h.wait_for(back, 60, f"{c1.name} (--restart always) to run again with an address")
+    wait_for(back, 60, f"{c1.name} (--restart always) to run again with an address")
     ip1 = c1.ip(net)
     assert ip1 in sub and ip1 != gw
     assert pynetdrv.running() and pynetdrv.pid == daemon_pid, "pynetdrv did not survive the dockerd restart"
-    h.ping(c1, gw, within=10)
+    ping(c1, gw, within=10)
 
     c2 = make_container(net)
     ip2 = c2.ip(net)
     assert ip2 in sub and ip2 not in (ip1, gw)
-    h.ping(c1, ip2)
-    h.ping(c2, ip1)
+    ping(c1, ip2)
+    ping(c2, ip1)
     # Only the two live endpoints have a veth on the bridge (the pre-restart one is gone).
-    h.wait_for(lambda: len(h.ports_of(net.bridge)) == 2, 10,
-               f"exactly 2 veths on {net.bridge} (have {h.ports_of(net.bridge)})")
+    wait_for(lambda: len(ports_of(net.bridge)) == 2, 10,
+               f"exactly 2 veths on {net.bridge} (have {ports_of(net.bridge)})")
     assert time.monotonic() - started < 150
 
 
@@ -118,22 +122,22 @@ def test_restart_reconciles_kernel_with_state(pynetdrv, make_network, make_conta
     net = make_network("--subnet", str(sub))
     gw = next(sub.hosts())
     c1, c2 = make_container(net), make_container(net)
-    h.ping(c1, c2.ip(net))
+    ping(c1, c2.ip(net))
     stray = f"pnbr-it{secrets.token_hex(3)}"
     try:
         pynetdrv.stop(signal.SIGKILL)
-        h.run(["ip", "link", "del", net.bridge])
-        h.run(["ip", "link", "add", stray, "type", "bridge"])
-        h.run(["ip", "link", "set", stray, "alias", f"{h.ALIAS_PREFIX}bridge:{'f' * 64}"])
+        run(["ip", "link", "del", net.bridge])
+        run(["ip", "link", "add", stray, "type", "bridge"])
+        run(["ip", "link", "set", stray, "alias", f"{ALIAS_PREFIX}bridge:{'f' * 64}"])
         pynetdrv.start()
-        assert not h.link_exists(stray), f"{stray} (our alias, unknown to the state) survived the start"
+        assert not link_exists(stray), f"{stray} (our alias, unknown to the state) survived the start"
     finally:
-        if h.link_exists(stray):
-            h.run(["ip", "link", "del", stray], check=False)
-    assert h.link_exists(net.bridge), f"bridge {net.bridge} of a stored network was not recreated"
-    assert h.link_alias(net.bridge) == f"{h.ALIAS_PREFIX}bridge:{net.id}"
-    assert ipaddress.ip_interface(f"{gw}/{sub.prefixlen}") in h.link_addresses(net.bridge)
-    assert h.ports_of(net.bridge) == sorted(h.veth_name_for(c.net(net)["EndpointID"]) for c in (c1, c2))
-    h.ping(c1, gw)
-    h.ping(c1, c2.ip(net))
-    h.ping(c2, c1.ip(net))
+        if link_exists(stray):
+            run(["ip", "link", "del", stray], check=False)
+    assert link_exists(net.bridge), f"bridge {net.bridge} of a stored network was not recreated"
+    assert link_alias(net.bridge) == f"{ALIAS_PREFIX}bridge:{net.id}"
+    assert ipaddress.ip_interface(f"{gw}/{sub.prefixlen}") in link_addresses(net.bridge)
+    assert ports_of(net.bridge) == sorted(veth_name_for(c.net(net)["EndpointID"]) for c in (c1, c2))
+    ping(c1, gw)
+    ping(c1, c2.ip(net))
+    ping(c2, c1.ip(net))
