@@ -1,5 +1,6 @@
 """Shared fixtures for the unit tests: the real SQLite store (in memory), the
-FakeDataplane at the kernel seam, and the two services on top of them."""
+FakeDataplane at the kernel seam, the two services on top of them, and an
+in-process HTTP client of the plugin's app."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from http_helpers import Client
 
 from pynetdrv.config import Config
 from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.ipam.service import IpamService
+from pynetdrv.server import build_app
 from pynetdrv.store.sqlite import SQLiteStore
 
 
@@ -56,3 +60,10 @@ def ipam(store: SQLiteStore, dp: FakeDataplane, config: Config) -> IpamService:
 @pytest.fixture
 def net(store: SQLiteStore, dp: FakeDataplane) -> NetworkService:
     return NetworkService(store, dp)
+
+
+@pytest.fixture
+async def client(store: SQLiteStore, dp: FakeDataplane, config: Config) -> AsyncIterator[Client]:
+    """The plugin's app (build_app), served in-process over TCP."""
+    async with TestClient(TestServer(build_app(store, dp, config))) as c:
+        yield c

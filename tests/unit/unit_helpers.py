@@ -10,6 +10,10 @@ from typing import Any
 
 import pytest
 
+from pynetdrv.api import ipam_models as m
+from pynetdrv.ipam.service import IpamService
+from pynetdrv.store.sqlite import SQLiteStore
+
 #: /work/shared/reference, found relative to this file (tests/unit/ -> repo -> work).
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 RECORDINGS = ("docker-20.10-calls.jsonl", "docker-26.1-calls.jsonl", "docker-20.10-daemon-restart.jsonl")
@@ -45,3 +49,22 @@ def allocated(db: Path, pool_id: str) -> list[int]:
         rows = conn.execute("SELECT addr FROM allocations WHERE pool_id = ? ORDER BY addr", (pool_id,)).fetchall()
     conn.close()
     return [int.from_bytes(a, "big") for (a,) in rows]
+
+
+# IPAM calls by pool and address, for the allocator tests.
+
+async def new_pool(ipam: IpamService, cidr: str, subpool: str = "") -> str:
+    return (await ipam.request_pool(m.RequestPoolRequest(AddressSpace="local", Pool=cidr, SubPool=subpool))).PoolID
+
+
+async def ask(ipam: IpamService, pool_id: str, address: str = "", gateway: bool = False) -> str:
+    req = m.RequestAddressRequest(PoolID=pool_id, Address=address, Options=GATEWAY_OPTS if gateway else None)
+    return (await ipam.request_address(req)).Address
+
+
+async def give_back(ipam: IpamService, pool_id: str, address: str) -> None:
+    await ipam.release_address(m.ReleaseAddressRequest(PoolID=pool_id, Address=address))
+
+
+async def held(store: SQLiteStore, pool_id: str) -> list[tuple[str, str]]:
+    return [(a.address, a.kind) for a in await store.allocations(pool_id)]

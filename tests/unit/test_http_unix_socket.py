@@ -1,0 +1,52 @@
+"""The HTTP surface on the real unix socket (unix_site): mode, stale-file
+replacement, serving, and removal on exit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientSession, UnixConnector
+from http_helpers import raw_http
+
+from pynetdrv.config import Config
+from pynetdrv.dataplane.fake import FakeDataplane
+from pynetdrv.server import build_app, unix_site
+from pynetdrv.store.sqlite import SQLiteStore
+
+
+async def test_unix_site_mode_0660_serves_and_removes_socket(tmp_path: Path, store: SQLiteStore,
+                                                             dp: FakeDataplane) -> None:
+    sock = tmp_path / "run" / "pn.sock"
+    sock.parent.mkdir()
+    sock.write_text("stale leftover of a dead instance")
+    async with unix_site(build_app(store, dp, Config()), sock):
+        st = os.stat(sock)
+        assert stat.S_ISSOCK(st.st_mode)
+        assert stat.S_IMODE(st.st_mode) == 0o660
+        reader, writer = await asyncio.open_unix_connection(str(sock))
+        status, _, payload = await raw_http(reader, writer, "/Plugin.Activate")
+        assert status == 200 and json.loads(payload) == {"Implements": ["NetworkDriver", "IpamDriver"]}
+        async with (
+            ClientSession(connector=UnixConnector(path=str(sock))) as session,
+            session.post("http://plugin/IpamDriver.RequestPool", data=b'{"Pool": "10.5.0.0/24"}',
+                         skip_auto_headers={"Content-Type"}) as resp,
+        ):
+            assert resp.status == 200
+            assert (await resp.json(content_type=None))["Pool"] == "10.5.0.0/24"
+    assert not sock.exists()
+    assert [p.cidr for p in await store.list_pools()] == ["10.5.0.0/24"]
+
+
+async def test_unix_site_removes_socket_when_the_body_raises(tmp_path: Path, store: SQLiteStore,
+                                                             dp: FakeDataplane) -> None:
+    sock = tmp_path / "p.sock"
+    with pytest.raises(RuntimeError, match="boom"):
+        async with unix_site(build_app(store, dp, Config()), sock):
+            assert sock.exists()
+            raise RuntimeError("boom")
+    assert not sock.exists()
