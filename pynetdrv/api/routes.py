@@ -56,7 +56,7 @@ def _decode(route: Route, body: bytes) -> Any:
         return None
     data = json.loads(body) if body.strip() else {}
     if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
     return route.request.model_validate(data)
 
 
@@ -69,7 +69,7 @@ def _adapt(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
             req = _decode(route, body)
         except ValidationError as e:
             return _reply(400, {"Err": f"invalid {name} request: {_describe(e)}"})
-        except ValueError as e:  # json.JSONDecodeError is a ValueError
+        except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
             return _reply(400, {"Err": f"malformed {name} request body: {e}"})
         try:
             resp = await route.handler(req)

@@ -19,9 +19,9 @@ from pynetdrv.store.sqlite import SQLiteStore
 
 
 async def _activate(sock: Path) -> int:
-    async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sock))) as s:
-        async with s.post("http://plugin/Plugin.Activate") as r:
-            return r.status
+    connector = aiohttp.UnixConnector(path=str(sock))
+    async with aiohttp.ClientSession(connector=connector) as s, s.post("http://plugin/Plugin.Activate") as r:
+        return r.status
 
 
 async def _run_and_stop(config: Config, dp: FakeDataplane) -> None:
