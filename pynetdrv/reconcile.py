@@ -9,6 +9,9 @@
   lost its ports).  One whose veth is gone: if a container had joined, the
   container's namespace died and took the pair with it, so the endpoint is
   dead and is forgotten; if not joined yet, the pair is recreated.
+- Published ports are held again and the firewall is rebuilt from the store
+  (a reboot or a flushed ruleset loses nothing); a port some process took
+  while we were down is dropped from its endpoint and reported.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from pynetdrv.dataplane.base import Dataplane, DataplaneError
+from pynetdrv.driver.external import External
 from pynetdrv.driver.service import bridge_spec, veth_spec
 from pynetdrv.store.base import Store
 
@@ -33,7 +37,8 @@ class ReconcileReport:
     errors: list[str] = field(default_factory=list)
 
 
-async def reconcile(store: Store, dataplane: Dataplane) -> ReconcileReport:
+async def reconcile(store: Store, dataplane: Dataplane, external: External | None = None) -> ReconcileReport:
+    """``external``: also restore published ports and rebuild the firewall."""
     report = ReconcileReport()
     networks = {n.network_id: n for n in await store.list_networks()}
     endpoints = {e.endpoint_id: e for e in await store.list_endpoints()}
@@ -63,6 +68,12 @@ async def reconcile(store: Store, dataplane: Dataplane) -> ReconcileReport:
             spec = veth_spec(networks[ep.network_id], ep)
             await _step(report, f"recreate veth {ep.host_ifname}", dataplane.ensure_veth(spec))
             report.veths_recreated.append(ep.host_ifname)
+    if external is not None:
+        try:
+            report.errors += await external.restore()
+        except DataplaneError as e:
+            log.error("reconcile: firewall rebuild failed: %s", e)
+            report.errors.append(f"firewall: {e}")
     log.info(
         "reconcile: %d bridge(s) ensured, %d stale link(s) removed, %d dead endpoint(s) forgotten, %d error(s)",
         len(report.bridges_ensured), len(report.links_removed), len(report.endpoints_forgotten), len(report.errors),

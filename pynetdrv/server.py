@@ -18,8 +18,10 @@ from pynetdrv.api.routes import add_routes
 from pynetdrv.config import Config
 from pynetdrv.dataplane.base import Dataplane, DataplaneError
 from pynetdrv.driver.service import NetworkService
+from pynetdrv.firewall.base import Firewall
 from pynetdrv.ipam.service import IpamService
 from pynetdrv.lock import StateLock
+from pynetdrv.ports.reserver import PortReserver
 from pynetdrv.reconcile import reconcile
 from pynetdrv.store.base import Store
 
@@ -27,13 +29,21 @@ log = logging.getLogger(__name__)
 
 #: How long in-flight calls may take to finish after SIGTERM.
 DRAIN_SECONDS = 10.0
+#: How often the firewall is compared with what it should be, and repaired
+#: (an administrator's ``iptables -F``, a firewall manager's reload).
+FIREWALL_CHECK_SECONDS = 30.0
+NETWORK_SERVICE = web.AppKey("network", NetworkService)
 
 
-def build_app(store: Store, dataplane: Dataplane, config: Config) -> web.Application:
+def build_app(
+    store: Store, dataplane: Dataplane, config: Config,
+    firewall: Firewall | None = None, ports: PortReserver | None = None,
+) -> web.Application:
     app = web.Application()
-    network = NetworkService(store, dataplane)
+    network = NetworkService(store, dataplane, firewall, ports)
     ipam = IpamService(store, config, dataplane.host_routes)
     add_routes(app, plugin_routes(network, ipam))
+    app[NETWORK_SERVICE] = network
     return app
 
 
@@ -55,29 +65,38 @@ async def unix_site(app: web.Application, path: Path) -> AsyncIterator[None]:
         path.unlink(missing_ok=True)
 
 
-def _default_dataplane(instance: str) -> Dataplane:
-    from pynetdrv.dataplane.firewall import IptablesFirewall
-    from pynetdrv.dataplane.netlink import NetlinkDataplane
-
-    return NetlinkDataplane(firewall=IptablesFirewall(instance=instance), instance=instance)
-
-
-async def serve(config: Config, dataplane: Dataplane | None = None) -> None:
+async def serve(
+    config: Config, dataplane: Dataplane | None = None,
+    firewall: Firewall | None = None, ports: PortReserver | None = None,
+) -> None:
     """Run until a signal arrives.  Raises lock.AlreadyRunning if another
-    daemon holds the state file."""
+    daemon holds the state file.  Without arguments the kernel's own
+    dataplane, iptables and port sockets are used."""
+    from pynetdrv.dataplane.netlink import NetlinkDataplane
+    from pynetdrv.firewall.iptables import IptablesFirewall
+    from pynetdrv.ports.reserver import SocketReserver
     from pynetdrv.store.sqlite import SQLiteStore
 
     lock = StateLock(config.state)
     lock.acquire()
     store = SQLiteStore(config.state)
-    dp = dataplane or _default_dataplane(config.instance)
+    dp = dataplane or NetlinkDataplane(instance=config.instance)
+    fw = firewall or IptablesFirewall(instance=config.instance)
+    held = ports or SocketReserver()
     try:
         await store.open()
-        await reconcile(store, dp)
+        app = build_app(store, dp, config, fw, held)
+        external = app[NETWORK_SERVICE].external
+        await reconcile(store, dp, external)
         with _stop_on_signals() as stop:
-            await _serve_until(stop, build_app(store, dp, config), config)
-        await _tidy(store, dp)
+            keeper = asyncio.create_task(external.keep(FIREWALL_CHECK_SECONDS))
+            try:
+                await _serve_until(stop, app, config)
+            finally:
+                keeper.cancel()
+        await _tidy(store, fw)
     finally:
+        held.close()
         await dp.close()
         await store.close()
         lock.release()
@@ -90,14 +109,14 @@ async def _serve_until(stop: asyncio.Event, app: web.Application, config: Config
         log.info("shutting down")
 
 
-async def _tidy(store: Store, dp: Dataplane) -> None:
+async def _tidy(store: Store, firewall: Firewall) -> None:
     """With no network left nothing needs our firewall rules: leave the
     host's iptables as we found it.  With networks, everything stays, so
     running containers keep their connectivity while we are down."""
     if await store.list_networks():
         return
     try:
-        await dp.remove_firewall()
+        await firewall.remove_all()
     except DataplaneError as e:
         log.warning("could not remove firewall rules on shutdown: %s", e)
 

@@ -1,1 +1,1 @@
-"""Kernel side of pynetdrv: bridges, veth pairs and firewall rules."""
+"""Kernel side of pynetdrv: bridges and veth pairs (the firewall is in pynetdrv.firewall)."""

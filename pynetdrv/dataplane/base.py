@@ -1,7 +1,7 @@
 """The Dataplane protocol: every kernel effect the driver needs, as idempotent steps.
 
 The driver service only talks to this protocol.  ``netlink.NetlinkDataplane`` is
-the real implementation (pyroute2 + iptables), ``fake.FakeDataplane`` records
+the real implementation (pyroute2), ``fake.FakeDataplane`` records
 calls for unit tests.
 
 Ownership: every link pynetdrv creates carries an interface alias
@@ -87,12 +87,10 @@ class Dataplane(Protocol):
     already gone."""
 
     async def ensure_bridge(self, spec: BridgeSpec) -> None:
-        """Create or fix the bridge: alias, MAC, MTU, addresses, up, and the
-        firewall rules that let traffic between its ports through."""
+        """Create or fix the bridge: alias, MAC, MTU, addresses, up."""
 
     async def remove_bridge(self, name: str, network_id: str) -> None:
-        """Remove the bridge (only if its alias names ``network_id``) and its
-        firewall rules."""
+        """Remove the bridge (only if its alias names ``network_id``)."""
 
     async def ensure_veth(self, spec: VethSpec) -> None:
         """Create or fix the veth pair and enslave the host end to the bridge."""
@@ -109,10 +107,6 @@ class Dataplane(Protocol):
     async def host_routes(self) -> list[str]:
         """Destinations (CIDR) of the main routing table, both families,
         excluding default routes; used to keep automatic pools off them."""
-
-    async def remove_firewall(self) -> None:
-        """Drop this instance's firewall rules, and the shared chain and its
-        jump once no instance has rules left (shutdown with no networks)."""
 
     async def close(self) -> None:
         """Release sockets."""

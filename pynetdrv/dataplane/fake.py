@@ -95,8 +95,5 @@ class FakeDataplane:
     async def host_routes(self) -> list[str]:
         return list(self.routes)
 
-    async def remove_firewall(self) -> None:
-        self._step("remove_firewall", "")
-
     async def close(self) -> None:
         pass

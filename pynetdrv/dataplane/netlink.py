@@ -36,7 +36,6 @@ from .base import (
     owner_alias,
     parse_owner_alias,
 )
-from .firewall import Firewall
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +95,9 @@ class NetlinkDataplane:
     def __init__(
         self,
         netns: str | None = None,
-        firewall: Firewall | None = None,
         instance: str = DEFAULT_INSTANCE,
     ) -> None:
         self._netns = netns
-        self._firewall = firewall
         # Scopes ownership: another pynetdrv instance's links are foreign.
         self._instance = instance
         self._ipr_obj: AsyncIPRoute | None = None
@@ -115,10 +112,6 @@ class NetlinkDataplane:
                 kwargs = {"netns": self._netns} if self._netns else {}
                 self._ipr_obj = AsyncIPRoute(**kwargs)
             return self._ipr_obj
-
-    async def remove_firewall(self) -> None:
-        if self._firewall is not None:
-            await self._firewall.remove_all()
 
     async def close(self) -> None:
         async with self._ipr_lock:
@@ -228,8 +221,6 @@ class NetlinkDataplane:
         await self._ensure_mtu(link, name, spec.mtu)
         await self._sync_addresses(link, spec)
         await self._ensure_up(link, name)
-        if self._firewall is not None:
-            await self._firewall.ensure_bridge(name)
 
     async def _claim_bridge(self, spec: BridgeSpec) -> Msg:
         """The bridge link, created if missing; refuses links not ours."""
@@ -305,8 +296,6 @@ class NetlinkDataplane:
                 raise _error(f"remove address {addr} from", name, exc) from exc
 
     async def remove_bridge(self, name: str, network_id: str) -> None:
-        if self._firewall is not None:
-            await self._firewall.remove_bridge(name)
         await self._remove_owned(name, owner_alias("bridge", network_id, self._instance), "bridge")
 
     # -- veth pairs --------------------------------------------------------
@@ -363,6 +352,10 @@ class NetlinkDataplane:
         bridge = await self._must_get(spec.bridge, f"enslave {name} to bridge")
         if host.get("master") != bridge["index"]:
             await self._set(host, f"{name} to {spec.bridge}", "enslave", master=bridge["index"])
+        # Hairpin: a container reaching its own published port through the
+        # host is DNATed back out of the port the frame came in on.
+        with _step("set hairpin mode on", name):
+            await (await self._ipr()).brport("set", index=host["index"], mode=1)
         await self._ensure_up(host, name)
 
     async def _undo_veth(self, host_name: str) -> None:

@@ -22,9 +22,13 @@ from pynetdrv.api import network_models as m
 from pynetdrv.api.base_model import Empty
 from pynetdrv.dataplane.base import BridgeSpec, Dataplane, DataplaneError, ForeignLinkError, VethSpec
 from pynetdrv.driver import naming
+from pynetdrv.driver.external import External
 from pynetdrv.driver.options import parse_network_options
 from pynetdrv.errors import Conflict, Internal, InvalidParameter, NotFound
+from pynetdrv.firewall.base import Firewall
 from pynetdrv.ipam.addresses import parse_cidr, parse_interface
+from pynetdrv.ports.bindings import EXPOSED, PORTMAP, docker_portmap
+from pynetdrv.ports.reserver import PortReserver
 from pynetdrv.store.base import EndpointRecord, NetworkRecord, Store
 
 log = logging.getLogger(__name__)
@@ -42,9 +46,19 @@ def veth_spec(net: NetworkRecord, ep: EndpointRecord) -> VethSpec:
 
 
 class NetworkService:
-    def __init__(self, store: Store, dataplane: Dataplane) -> None:
+    def __init__(
+        self, store: Store, dataplane: Dataplane, firewall: Firewall | None = None, ports: PortReserver | None = None
+    ) -> None:
+        """Without ``firewall``/``ports`` (unit tests), in-memory stand-ins
+        record what the firewall and the held ports would be."""
+        if firewall is None or ports is None:
+            from pynetdrv.firewall.fake import FakeFirewall
+            from pynetdrv.ports.fake import FakeReserver
+
+            firewall, ports = firewall or FakeFirewall(), ports or FakeReserver()
         self._store = store
         self._dp = dataplane
+        self.external = External(store, firewall, ports)
         # Network create/delete are rare: one lock keeps bridge-name checks
         # race free.  Endpoint calls serialise per network only.
         self._networks_lock = asyncio.Lock()
@@ -63,6 +77,9 @@ class NetworkService:
                     undo.push_async_callback(self._dp.remove_bridge, net.bridge, net.network_id)
                 await self._kernel(self._dp.ensure_bridge(bridge_spec(net)))
                 await self._store.put_network(net)
+                if existing is None:
+                    undo.push_async_callback(self._forget_network, net.network_id)
+                await self._kernel(self.external.sync())
                 undo.pop_all()
         log.info("network %s created: bridge %s, gateways %s", net.network_id[:12], net.bridge, ", ".join(net.gateways) or "none")
         return Empty()
@@ -85,7 +102,14 @@ class NetworkService:
             network_id=req.NetworkID, bridge=opts.bridge_name or naming.bridge_name(req.NetworkID),
             mac=naming.derived_mac(req.NetworkID), mtu=opts.mtu, internal=opts.internal,
             gateways=tuple(gateways), pools=tuple(pools), options=dict(req.Options),
+            masquerade=opts.masquerade, icc=opts.icc, host_binding_ipv4=opts.host_binding_ipv4,
         )
+
+    async def _forget_network(self, network_id: str) -> None:
+        """Undo of a create whose firewall step failed: the record goes and
+        the firewall is put back as it was."""
+        await self._store.delete_network(network_id)
+        await self._sync_logged("undo of network create")
 
     async def delete_network(self, req: m.NetworkRef) -> Empty:
         # Idempotent: Docker deletes networks whose creation it rolled back, and
@@ -94,10 +118,14 @@ class NetworkService:
             net = await self._store.get_network(req.NetworkID)
             if net is None:
                 return Empty()
-            for ep in await self._store.list_endpoints(net.network_id):
+            endpoints = await self._store.list_endpoints(net.network_id)
+            for ep in endpoints:
                 await self._kernel(self._dp.remove_veth(ep.host_ifname, ep.endpoint_id))
             await self._kernel(self._dp.remove_bridge(net.bridge, net.network_id))
             await self._store.delete_network(net.network_id)
+            for ep in endpoints:
+                await self.external.unpublish(ep)
+            await self._sync_logged(f"delete of network {net.network_id[:12]}")
         # The lock stays in the map: a call still waiting on it must keep
         # excluding any newcomer (one small Lock per network ever seen).
         log.info("network %s deleted", req.NetworkID[:12])
@@ -140,6 +168,9 @@ class NetworkService:
             # Forget it first: if the kernel step fails, the veth is an orphan
             # that reconcile removes, rather than an endpoint that never dies.
             await self._store.delete_endpoint(ep.endpoint_id)
+            if ep.ports:  # Revoke did not come (Docker crashed, or rolled back)
+                await self.external.unpublish(ep)
+                await self._sync_logged(f"delete of endpoint {ep.endpoint_id[:12]}")
             await self._kernel(self._dp.remove_veth(ep.host_ifname, ep.endpoint_id))
         log.info("endpoint %s deleted", req.EndpointID[:12])
         return Empty()
@@ -148,8 +179,10 @@ class NetworkService:
         # Docker calls this right after Join and fails the start on error:
         # answer from the store only, no kernel round trip.
         ep = await self._require_endpoint(req)
+        exposed = (ep.external or {}).get(EXPOSED) or []
         return m.EndpointOperInfoResponse(
-            Value={"HostInterface": ep.host_ifname, "MacAddress": ep.mac, "SandboxKey": ep.sandbox_key or ""}
+            Value={"HostInterface": ep.host_ifname, "MacAddress": ep.mac, "SandboxKey": ep.sandbox_key or "",
+                   PORTMAP: docker_portmap(ep.ports), EXPOSED: exposed}
         )
 
     async def join(self, req: m.JoinRequest) -> m.JoinResponse:
@@ -175,17 +208,23 @@ class NetworkService:
         return Empty()
 
     async def program_external_connectivity(self, req: m.ProgramExternalConnectivityRequest) -> Empty:
-        # Recorded for the port-publishing work; no firewall change yet.
+        # Sent for the container's gateway endpoint after Join, with its -p
+        # bindings: hold the host ports and open them, all or nothing.
         async with self._network_locks[req.NetworkID]:
             ep = await self._require_endpoint(req)
-            await self._store.put_endpoint(_replace(ep, external=dict(req.Options)))
+            net = await self._require_network(req.NetworkID)
+            await self._kernel(self.external.publish(net, ep, dict(req.Options)))
         return Empty()
 
     async def revoke_external_connectivity(self, req: m.EndpointRef) -> Empty:
         async with self._network_locks[req.NetworkID]:
             ep = await self._store.get_endpoint(req.EndpointID)
-            if ep is not None:
-                await self._store.put_endpoint(_replace(ep, external=None))
+            if ep is None or ep.network_id != req.NetworkID:
+                return Empty()
+            await self.external.unpublish(ep)
+            await self._store.put_endpoint(_replace(ep, external=None, ports=()))
+            if ep.ports:
+                await self._kernel(self.external.sync())
         return Empty()
 
     # Swarm and discovery: accepted, nothing to do for a local-scope driver.
@@ -212,11 +251,19 @@ class NetworkService:
             raise NotFound(f"endpoint {req.EndpointID[:12]} is not known to pynetdrv on network {req.NetworkID[:12]}")
         return ep
 
+    async def _sync_logged(self, what: str) -> None:
+        """A firewall sync after something is already gone: a failure is
+        logged (the next sync or restart repairs it), not a failed delete."""
+        try:
+            await self._kernel(self.external.sync())
+        except Internal as e:
+            log.error("firewall sync after %s failed: %s", what, e)
+
     @staticmethod
-    async def _kernel(step: Awaitable[None]) -> None:
+    async def _kernel(step: Awaitable[Any]) -> Any:
         """Run a dataplane step, turning its errors into error kinds."""
         try:
-            await step
+            return await step
         except ForeignLinkError as e:
             raise Conflict(str(e)) from e
         except DataplaneError as e:

@@ -36,6 +36,18 @@ class Allocation:
     owner: str = ""
 
 
+@dataclass(frozen=True, order=True)
+class PortMapping:
+    """A published port as made: ``host_ip:host_port`` (the port chosen from
+    the requested range) goes to ``container_ip:container_port``."""
+
+    proto: Literal["tcp", "udp", "sctp"]
+    host_ip: str
+    host_port: int
+    container_ip: str
+    container_port: int
+
+
 @dataclass(frozen=True)
 class NetworkRecord:
     network_id: str
@@ -48,6 +60,10 @@ class NetworkRecord:
     #: The pools Docker gave us (CIDR), both families.
     pools: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    #: com.docker.network.bridge.enable_ip_masquerade / enable_icc / host_binding_ipv4.
+    masquerade: bool = True
+    icc: bool = True
+    host_binding_ipv4: str = "0.0.0.0"
 
 
 @dataclass(frozen=True)
@@ -60,8 +76,10 @@ class EndpointRecord:
     address: str = ""
     address_v6: str = ""
     sandbox_key: str | None = None
-    #: ProgramExternalConnectivity options, recorded for the firewall work.
+    #: ProgramExternalConnectivity options as received (None: not programmed).
     external: dict[str, Any] | None = None
+    #: The ports published for this endpoint (made by ProgramExternalConnectivity).
+    ports: tuple[PortMapping, ...] = ()
 
 
 class Store(Protocol):

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from pynetdrv.errors import Conflict
 from pynetdrv.store import sqlite_pools as pools
-from pynetdrv.store.base import Allocation, AllocationKind, EndpointRecord, NetworkRecord, PoolRecord
+from pynetdrv.store.base import Allocation, AllocationKind, EndpointRecord, NetworkRecord, PoolRecord, PortMapping
 from pynetdrv.store.sqlite_schema import migrate
 
 T = TypeVar("T")
@@ -172,8 +172,17 @@ def _put_network(conn: sqlite3.Connection, network: NetworkRecord) -> None:
 def _network(row: sqlite3.Row) -> NetworkRecord:
     d = json.loads(row["data"])
     d["gateways"], d["pools"] = tuple(d["gateways"]), tuple(d["pools"])
-    return NetworkRecord(**d)
+    return NetworkRecord(**_known(NetworkRecord, d))
 
 
 def _endpoint(row: sqlite3.Row) -> EndpointRecord:
-    return EndpointRecord(**json.loads(row["data"]))
+    d = json.loads(row["data"])
+    d["ports"] = tuple(PortMapping(**p) for p in d.get("ports", ()))
+    return EndpointRecord(**_known(EndpointRecord, d))
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """Fields of ``cls`` only: rows written by a newer pynetdrv still load;
+    fields added since a row was written take their defaults."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in data.items() if k in names}

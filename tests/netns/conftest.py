@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from netns_util import throwaway_netns
 from pyroute2 import AsyncIPRoute
+from topology import Topology
 
-from pynetdrv.dataplane.firewall import IptablesFirewall
 from pynetdrv.dataplane.netlink import NetlinkDataplane
 
 HERE = Path(__file__).resolve().parent
@@ -38,7 +39,7 @@ def nsname() -> Iterator[str]:
 
 @pytest_asyncio.fixture
 async def dataplane(nsname: str) -> AsyncIterator[NetlinkDataplane]:
-    dp = NetlinkDataplane(netns=nsname, firewall=IptablesFirewall(netns=nsname))
+    dp = NetlinkDataplane(netns=nsname)
     try:
         yield dp
     finally:
@@ -54,3 +55,12 @@ async def kernel(nsname: str) -> AsyncIterator[AsyncIPRoute]:
         yield ipr
     finally:
         ipr.close()
+
+
+@pytest_asyncio.fixture
+async def topology(nsname: str, dataplane: NetlinkDataplane, kernel: AsyncIPRoute) -> AsyncIterator[Topology]:
+    """Host, outside host and containers in throwaway namespaces (topology.py)."""
+    with ExitStack() as stack:
+        topo = Topology(nsname, dataplane, kernel, stack)
+        await topo.setup()
+        yield topo

@@ -8,7 +8,6 @@ from pathlib import Path
 from pyroute2 import AsyncIPRoute
 
 from pynetdrv.api import network_models as m
-from pynetdrv.dataplane.firewall import IptablesFirewall
 from pynetdrv.dataplane.netlink import NetlinkDataplane
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.reconcile import reconcile
@@ -34,7 +33,7 @@ async def _create(svc: NetworkService, network_id: str, bridge: str, gateway: st
 async def test_reconcile_rebuilds_and_prunes(nsname: str, kernel: AsyncIPRoute, tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "state.db")
     await store.open()
-    dp = NetlinkDataplane(netns=nsname, firewall=IptablesFirewall(netns=nsname))
+    dp = NetlinkDataplane(netns=nsname)
     try:
         svc = NetworkService(store, dp)
         await _create(svc, NET, "pndrc0", "10.253.0.1/24", "10.253.0.0/24")

@@ -11,8 +11,9 @@ from netns_util import in_netns, ping, throwaway_netns
 from pyroute2 import AsyncIPRoute
 
 from pynetdrv.dataplane.base import BridgeSpec, VethSpec
-from pynetdrv.dataplane.firewall import IptablesFirewall
 from pynetdrv.dataplane.netlink import NetlinkDataplane
+from pynetdrv.firewall.iptables import IptablesFirewall
+from pynetdrv.firewall.model import FirewallState, NetworkRules
 
 NET = "7" * 64
 BRIDGE = BridgeSpec(
@@ -68,6 +69,9 @@ async def test_containers_talk_across_the_bridge(
     for tool in ("iptables", "ip6tables"):
         assert in_netns(nsname, tool, "-w", "-P", "FORWARD", "DROP").returncode == 0
     await dataplane.ensure_bridge(BRIDGE)
+    firewall = IptablesFirewall(netns=nsname)
+    state = FirewallState(networks=(NetworkRules("pndbr0", ("10.251.0.0/24", "fd00:251::/64")),))
+    await firewall.apply(state)
     with ExitStack() as stack:
         ns1, ns2 = (stack.enter_context(throwaway_netns()) for _ in range(2))
         for n, container_ns in ((1, ns1), (2, ns2)):
@@ -81,12 +85,12 @@ async def test_containers_talk_across_the_bridge(
 
         # Prove it is our rule that lets bridged traffic through (where
         # br_netfilter is loaded, as Docker does; otherwise nothing to prove).
-        await IptablesFirewall(netns=nsname).remove_bridge("pndbr0")
+        await firewall.apply(FirewallState())
         if br_netfilter_active(nsname, "iptables"):
             assert not ping(ns1, "10.251.0.3"), "FORWARD DROP should stop bridged IPv4"
         if br_netfilter_active(nsname, "ip6tables"):
             assert not ping(ns2, "fd00:251::2"), "FORWARD DROP should stop bridged IPv6"
         assert ping(ns1, "10.251.0.1"), "the gateway is INPUT, not FORWARD"
-        await dataplane.ensure_bridge(BRIDGE)
+        await firewall.apply(state)
         assert ping(ns1, "10.251.0.3"), "IPv4 rule restored"
         assert ping(ns2, "fd00:251::2"), "IPv6 rule restored"

@@ -80,11 +80,26 @@ async def test_gateway_outside_pool_is_refused(net: NetworkService, dp: FakeData
     assert dp.links == {} and await store.list_networks() == []
 
 
-async def test_unknown_o_key_is_refused_by_name_and_changes_nothing(net: NetworkService, dp: FakeDataplane,
-                                                                      store: SQLiteStore) -> None:
+async def test_unknown_o_key_is_ignored_and_the_known_ones_apply(net: NetworkService, dp: FakeDataplane,
+                                                                   store: SQLiteStore) -> None:
+    await net.create_network(create_req(generic={"com.docker.network.driver.mtu": "1400", "mtu": "9000"}))
+    (record,) = await store.list_networks()
+    assert record.mtu == 1400
+    assert next(iter(bridges(dp).values())).mtu == 1400
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("com.docker.network.bridge.enable_icc", "maybe"),
+    ("com.docker.network.bridge.enable_ip_masquerade", "yes"),
+    ("com.docker.network.bridge.host_binding_ipv4", "fd00::1"),
+    ("com.docker.network.bridge.host_binding_ipv4", "10.0.0.0/8"),
+    ("com.docker.network.bridge.host_binding_ipv4", "localhost"),
+])
+async def test_invalid_value_of_a_known_key_is_refused_by_name(net: NetworkService, dp: FakeDataplane,
+                                                              store: SQLiteStore, key: str, value: str) -> None:
     with pytest.raises(InvalidParameter) as e:
-        await net.create_network(create_req(generic={"com.docker.network.driver.mtu": "1400", "mtu": "1400"}))
-    assert "mtu" in str(e.value) and "com.docker.network.driver.mtu" in str(e.value)
+        await net.create_network(create_req(generic={key: value}))
+    assert key in str(e.value) and repr(value) in str(e.value)
     assert dp.links == {} and dp.calls == [] and await store.list_networks() == []
 
 

@@ -12,7 +12,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pynetdrv.driver.naming import IFNAMSIZ, bridge_name, derived_mac, valid_ifname, veth_names
-from pynetdrv.driver.options import BRIDGE_NAME, ENABLE_IPV6, GENERIC, INTERNAL, MTU, parse_network_options
+from pynetdrv.driver.options import (
+    BRIDGE_NAME,
+    ENABLE_IPV6,
+    GENERIC,
+    HOST_BINDING_IPV4,
+    ICC,
+    INTERNAL,
+    MASQUERADE,
+    MTU,
+    parse_network_options,
+)
 from pynetdrv.errors import InvalidParameter
 
 NID = "fa3c5b26e4d633f0ed05677ce5c371fbdad26153b46ee011a60c4a95cc566069"
@@ -55,13 +65,27 @@ def test_mtu_refused(value: Any) -> None:
     assert MTU in str(e.value)
 
 
-def test_unknown_keys_are_all_named() -> None:
-    with pytest.raises(InvalidParameter) as e:
-        parse_network_options({GENERIC: {"mtu": "1400", "foo": "bar", MTU: "1400"}})
-    msg = str(e.value)
-    assert "mtu" in msg and "foo" in msg
+def test_unknown_keys_are_all_named_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    opts = parse_network_options({GENERIC: {"mtu": "1400", "foo": "bar", MTU: "1400"}})
+    assert opts.unknown == ("foo", "mtu") and opts.mtu == 1400
+    (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
     # ...and the message says what would have been right.
-    assert BRIDGE_NAME in msg and MTU in msg
+    assert "foo, mtu" in record.getMessage() and BRIDGE_NAME in record.getMessage() and MTU in record.getMessage()
+
+
+@pytest.mark.parametrize(("value", "want"), [
+    ("true", True), ("1", True), ("T", True), ("True", True), ("TRUE", True), (True, True),
+    ("false", False), ("0", False), ("f", False), ("False", False), ("FALSE", False), (False, False), ("", True),
+])
+def test_bridge_booleans_parse_like_docker(value: object, want: bool) -> None:
+    for key, attr in ((ICC, "icc"), (MASQUERADE, "masquerade")):
+        assert getattr(parse_network_options({GENERIC: {key: value}}), attr) is want
+
+
+def test_defaults_match_dockers_bridge() -> None:
+    opts = parse_network_options({})
+    assert (opts.icc, opts.masquerade, opts.host_binding_ipv4, opts.unknown) == (True, True, "0.0.0.0", ())
+    assert parse_network_options({GENERIC: {HOST_BINDING_IPV4: "127.0.0.1"}}).host_binding_ipv4 == "127.0.0.1"
 
 
 def test_top_level_keys_of_newer_engines_are_ignored() -> None:

@@ -14,6 +14,8 @@ from pynetdrv.api import network_models as nm
 from pynetdrv.config import Config
 from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.driver.service import NetworkService
+from pynetdrv.firewall.fake import FakeFirewall
+from pynetdrv.ports.fake import FakeReserver
 from pynetdrv.server import serve
 from pynetdrv.store.sqlite import SQLiteStore
 
@@ -24,8 +26,8 @@ async def _activate(sock: Path) -> int:
         return r.status
 
 
-async def _run_and_stop(config: Config, dp: FakeDataplane) -> None:
-    task = asyncio.create_task(serve(config, dataplane=dp))
+async def _run_and_stop(config: Config, dp: FakeDataplane, fw: FakeFirewall) -> None:
+    task = asyncio.create_task(serve(config, dataplane=dp, firewall=fw, ports=FakeReserver()))
     for _ in range(200):
         if config.socket.exists():
             break
@@ -37,9 +39,9 @@ async def _run_and_stop(config: Config, dp: FakeDataplane) -> None:
 
 
 async def test_sigterm_with_no_networks_removes_firewall(tmp_path: Path) -> None:
-    dp = FakeDataplane()
-    await _run_and_stop(Config(socket=tmp_path / "p.sock", state=tmp_path / "s.db"), dp)
-    assert ("remove_firewall", "") in dp.calls
+    fw = FakeFirewall()
+    await _run_and_stop(Config(socket=tmp_path / "p.sock", state=tmp_path / "s.db"), FakeDataplane(), fw)
+    assert fw.removals == 1 and fw.state.empty
 
 
 async def test_sigterm_with_networks_keeps_everything(tmp_path: Path) -> None:
@@ -50,6 +52,9 @@ async def test_sigterm_with_networks_keeps_everything(tmp_path: Path) -> None:
     await NetworkService(store, dp).create_network(nm.CreateNetworkRequest(
         NetworkID="ab" * 32, IPv4Data=[nm.IPAMData(Pool="10.7.0.0/24", Gateway="10.7.0.1/24")]))
     await store.close()
-    await _run_and_stop(config, dp)
-    assert ("remove_firewall", "") not in dp.calls
+    fw = FakeFirewall()
+    await _run_and_stop(config, dp, fw)
+    assert fw.removals == 0
+    # Rebuilt at start from the state file, and left in place at shutdown.
+    assert [n.bridge for n in fw.state.networks] == ["pnbr-ababababab"]
     assert "pnbr-ababababab" in dp.links, "shutdown must not tear down a network's bridge"

@@ -1,0 +1,248 @@
+"""The Firewall on iptables/ip6tables (either backend, nft or legacy: we run
+whatever the ``iptables`` alternative points to, as dockerd does, so our
+rules live in the same tables as Docker's).
+
+Each apply reads the tables once (``iptables-save``), then sends one
+``iptables-restore --noflush -w`` batch per family that redeclares our chains
+(which flushes them) with the full rendered ruleset and adds any missing
+jump; each table commits atomically, so no packet ever sees half a change.
+Built-in chains, their policies and other programs' rules are never touched
+beyond our one jump rule each.  Argument lists only, never a shell.
+
+Host settings that go with the rules, as Docker's bridge sets them:
+net.ipv4.ip_forward and net.ipv6.conf.all.forwarding (when a network needs
+forwarding), route_localnet on our bridges (127.0.0.1 to published ports;
+the raw rule drops loopback destinations arriving on them), and br_netfilter
+with bridge-nf-call-ip(6)tables when a network has enable_icc=false.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+
+from pynetdrv.dataplane.sysctl import sysctl_exists, write_sysctls
+
+from .base import FirewallError
+from .model import FirewallState, chain_prefix
+from .render import (
+    Family,
+    Jump,
+    TableRules,
+    chains,
+    forwarding_needed,
+    jumps,
+    render,
+    restore_text,
+    route_localnet_bridges,
+)
+
+log = logging.getLogger(__name__)
+
+#: A hung iptables (e.g. waiting for the xtables lock forever) must not hang
+#: the driver: Docker would time out its request anyway.
+COMMAND_TIMEOUT = 60.0
+TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
+BR_NETFILTER = "net/bridge/bridge-nf-call-iptables"
+
+
+@dataclass
+class SavedTable:
+    chains: set[str] = field(default_factory=set)
+    rules: list[str] = field(default_factory=list)
+
+    def chain_rules(self, chain: str) -> list[str]:
+        return [r for r in self.rules if r.startswith(f"-A {chain} ")]
+
+
+def parse_save(text: str) -> dict[str, SavedTable]:
+    tables: dict[str, SavedTable] = {}
+    current: SavedTable | None = None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            current = tables.setdefault(line[1:].strip(), SavedTable())
+        elif current is None or line.startswith("#"):
+            continue
+        elif line.startswith(":"):
+            current.chains.add(line[1:].split()[0])
+        elif line.startswith("-A "):
+            current.rules.append(line.strip())
+    return tables
+
+
+def jump_index(saved: SavedTable, jump: Jump) -> int | None:
+    """Where a missing jump goes: "first" jumps right after the jump to
+    DOCKER-USER (so an administrator's DOCKER-USER rules still see our
+    traffic first), else at the top; others are appended (None)."""
+    if jump.position != "first":
+        return None
+    rules = saved.chain_rules(jump.chain)
+    for i, rule in enumerate(rules):
+        if rule == f"-A {jump.chain} -j DOCKER-USER":
+            return i + 2
+    return 1
+
+
+class IptablesFirewall:
+    """``Firewall`` on iptables, optionally inside a named netns."""
+
+    def __init__(self, netns: str | None = None, instance: str = "pynetdrv") -> None:
+        self._netns = netns
+        self._prefix = chain_prefix(instance)
+        self._lock = asyncio.Lock()
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    async def apply(self, state: FirewallState) -> None:
+        async with self._lock:
+            self._argv(())  # a missing namespace is named before any step
+            if state.empty:
+                await self._remove_all()
+                return
+            if any(not n.icc for n in state.networks):
+                await self._ensure_br_netfilter()
+            for family in self._families():
+                saved = parse_save(await self._run(TOOLS[family][0]))
+                tables = render(state, self._prefix, family)
+                missing = {t.table: _missing_jumps(t, saved.get(t.table, SavedTable())) for t in tables}
+                await self._run(TOOLS[family][1], "-w", "--noflush", stdin=restore_text(tables, missing))
+            await self._host_settings(state)
+
+    async def remove_all(self) -> None:
+        async with self._lock:
+            await self._remove_all()
+
+    async def drift(self, state: FirewallState) -> list[str]:
+        async with self._lock:
+            problems: list[str] = []
+            for family in self._families():
+                tool = TOOLS[family][0].removesuffix("-save")
+                saved = parse_save(await self._run(TOOLS[family][0]))
+                expected = [] if state.empty else render(state, self._prefix, family)
+                for t in expected:
+                    have = saved.get(t.table, SavedTable())
+                    for jump in t.jumps:
+                        if jump.line not in have.rules:
+                            problems.append(f"{tool} -t {t.table}: jump missing: {jump.line}")
+                    for chain in t.chains:
+                        want = [r for r in t.rules if r.startswith(f"-A {chain} ")]
+                        got = have.chain_rules(chain)
+                        if chain not in have.chains:
+                            problems.append(f"{tool} -t {t.table}: chain {chain} missing")
+                        lost = [f"{tool} -t {t.table}: rule missing: {r}" for r in want if r not in got]
+                        extra = [f"{tool} -t {t.table}: unexpected rule: {r}" for r in got if r not in want]
+                        if not lost and not extra and want != got:
+                            lost.append(f"{tool} -t {t.table}: chain {chain} rules out of order")
+                        problems += lost + extra
+                if state.empty:
+                    for table, names in chains(self._prefix)[family].items():
+                        left = [c for c in names if c in saved.get(table, SavedTable()).chains]
+                        problems += [f"{tool} -t {table}: chain {c} left with no network" for c in left]
+            return problems
+
+    # -- steps ------------------------------------------------------------
+
+    async def _remove_all(self) -> None:
+        for family in self._families():
+            saved = parse_save(await self._run(TOOLS[family][0]))
+            lines: list[str] = []
+            for table, names in chains(self._prefix)[family].items():
+                have = saved.get(table, SavedTable())
+                ours = [c for c in names if c in have.chains]
+                dels = [f"-D {j.chain} {j.spec}" for j in jumps(self._prefix)[family][table] for r in have.rules if r == j.line]
+                if not ours and not dels:
+                    continue
+                lines += [f"*{table}", *(f":{c} - [0:0]" for c in ours), *dels, *(f"-X {c}" for c in ours), "COMMIT"]
+            if lines:
+                await self._run(TOOLS[family][1], "-w", "--noflush", stdin="\n".join(lines) + "\n")
+                log.info("removed %s firewall chains of %s", "ip6tables" if family == 6 else "iptables", self._prefix)
+
+    async def _host_settings(self, state: FirewallState) -> None:
+        # A bridge that is missing (its network failed to come back) gets
+        # its setting when reconcile or the next change recreates it.
+        per_bridge = {f"net/ipv4/conf/{b}/route_localnet": "1" for b in route_localnet_bridges(state)}
+        changed = await write_sysctls(self._netns, per_bridge, if_present=True)
+        values = {}
+        if forwarding_needed(state, 4):
+            values["net/ipv4/ip_forward"] = "1"
+        if forwarding_needed(state, 6) and await sysctl_exists(self._netns, "net/ipv6/conf/all/forwarding"):
+            values["net/ipv6/conf/all/forwarding"] = "1"
+        changed += await write_sysctls(self._netns, values)
+        for key in changed:
+            log.info("set %s=1", key.replace("/", "."))
+
+    async def _ensure_br_netfilter(self) -> None:
+        if not await sysctl_exists(self._netns, BR_NETFILTER):
+            # The module is global: loading it from the host namespace
+            # serves every namespace.  Docker's bridge does the same.
+            if shutil.which("modprobe"):
+                await self._exec(["modprobe", "br_netfilter"])
+            if not await sysctl_exists(self._netns, BR_NETFILTER):
+                raise FirewallError(
+                    "enable_icc=false needs the br_netfilter kernel module (modprobe br_netfilter failed)"
+                )
+        values = {BR_NETFILTER: "1"}
+        if await sysctl_exists(self._netns, "net/bridge/bridge-nf-call-ip6tables"):
+            values["net/bridge/bridge-nf-call-ip6tables"] = "1"
+        await write_sysctls(self._netns, values)
+
+    # -- process plumbing -------------------------------------------------
+
+    def _families(self) -> list[Family]:
+        if shutil.which("iptables-restore") is None:
+            raise FirewallError("iptables-restore not found: install the iptables package")
+        # IPv6 is optional on the host; without ip6tables there is nothing
+        # IPv6 to filter through FORWARD either.
+        return [4] + ([6] if shutil.which("ip6tables-restore") else [])
+
+    def _argv(self, args: tuple[str, ...]) -> list[str]:
+        if self._netns is None:
+            return list(args)
+        if shutil.which("nsenter") is None:
+            raise FirewallError("nsenter not found: install the util-linux package")
+        path = f"/run/netns/{self._netns}"
+        if not os.path.exists(path):
+            raise FirewallError(f"network namespace {self._netns} not found ({path})")
+        return ["nsenter", f"--net={path}", *args]
+
+    async def _run(self, *args: str, stdin: str | None = None) -> str:
+        """Run a command that must succeed; returns its stdout."""
+        argv = self._argv(args)
+        code, out, err = await self._exec(argv, stdin)
+        if code != 0:
+            detail = err.strip() or out.strip()
+            if stdin is not None:
+                log.error("%s failed on this batch:\n%s", " ".join(argv), stdin)
+            raise FirewallError(f"{' '.join(argv)} failed (exit {code}): {detail}")
+        return out
+
+    async def _exec(self, argv: list[str], stdin: str | None = None) -> tuple[int, str, str]:
+        log.debug("running %s", " ".join(argv))
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as e:
+            raise FirewallError(f"{' '.join(argv)}: {e.strerror}") from e
+        try:
+            data = stdin.encode() if stdin is not None else None
+            out, err = await asyncio.wait_for(proc.communicate(data), COMMAND_TIMEOUT)
+        except BaseException as e:
+            # Timeout or cancellation: do not leave the child running.
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            if isinstance(e, TimeoutError):
+                raise FirewallError(f"{' '.join(argv)}: timed out") from e
+            raise
+        return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def _missing_jumps(table: TableRules, saved: SavedTable) -> list[tuple[Jump, int | None]]:
+    return [(j, jump_index(saved, j)) for j in table.jumps if j.line not in saved.rules]
