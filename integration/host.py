@@ -150,8 +150,20 @@ def leaks(links_before: set[str], netns_before: set[str], bridges: Iterable[str]
         found.append(f"network namespace {ns} is still mounted")
     needles = [re.escape(n) for n in bridges | {s for s in subnets if s}]
     pattern = re.compile(rf"(?<![\w.:-])({'|'.join(needles)})(?![\w-])" if needles else r"(?!x)x")
-    instance = re.compile(rf"--comment \"?{re.escape(PLUGIN)}(?![\w-])")
+    # This instance's chains exist only while it has networks: none are left after a test.
+    chain = f"{PLUGIN.upper()}-"
     for line in iptables_dump().splitlines():
-        if line.startswith("-A") and (pattern.search(line) or instance.search(line)):
+        if line.startswith("-A") and pattern.search(line):
             found.append(f"iptables rule left: {line}")
+        elif chain in line and line.startswith((":", "-A")):
+            found.append(f"iptables chain or rule of {PLUGIN} left: {line}")
     return found
+
+
+def forward_policies() -> dict[str, str]:
+    """The FORWARD policy of iptables and ip6tables (pynetdrv must never change them)."""
+    policies = {}
+    for tool in ("iptables", "ip6tables"):
+        first = run([tool, "-w", "-S", "FORWARD"], check=False, timeout=30).splitlines()[:1]
+        policies[tool] = first[0] if first else "?"
+    return policies

@@ -97,9 +97,9 @@ def test_custom_bridge_name(make_network, make_container, subnets):
 
 
 @pytest.mark.parametrize("opt, needle", [
-    ("bogus=1", "bogus"),
+    ("com.docker.network.bridge.enable_ip_masquerade=nope", "enable_ip_masquerade"),
     ("com.docker.network.driver.mtu=lots", "mtu"),
-], ids=["unknown-option", "bad-mtu"])
+], ids=["bad-masquerade", "bad-mtu"])
 def test_bad_option_is_refused_with_its_name(make_network, subnets, opt, needle):
     sub = subnets.v4()
     name = unique("bad")
