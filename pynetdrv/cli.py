@@ -79,7 +79,14 @@ def _serve_command(args: argparse.Namespace) -> int:
     config = Config(socket=args.socket, state=args.state, log_level=args.log_level)
     if args.default_pool:
         config = dataclasses.replace(config, default_pools=tuple(args.default_pool))
+    from pynetdrv.firewall.model import chain_prefix
     from pynetdrv.server import serve
+
+    try:
+        chain_prefix(config.instance)  # the driver name also names our iptables chains
+    except ValueError as e:
+        print(f"pynetdrv: socket {config.socket}: {e}", file=sys.stderr)
+        return 1
 
     try:
         asyncio.run(serve(config))

@@ -4,7 +4,7 @@
     peer_io.py serve tcp|udp|http ADDR PORT TOKEN   answer every connection,
                                         datagram or GET with "TOKEN PEER-IP"
     peer_io.py ask tcp|udp|http ADDR PORT   print the answer; exit 1 if none
-                                        came within 3 s
+                                        came within 2 s
 
 Also used by the integration tests (the outside host, and a UDP server in a
 container that borrows the host's Python).
@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 import sys
 
-TIMEOUT = 3.0
+TIMEOUT = 2.0
 
 
 def serve(proto: str, addr: str, port: int, token: str) -> None:

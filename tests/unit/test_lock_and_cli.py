@@ -138,6 +138,14 @@ def test_cli_exits_1_naming_a_corrupt_state_file(tmp_path: Path) -> None:
     assert not (tmp_path / "p.sock").exists()
 
 
+def test_cli_exits_1_for_a_socket_name_that_cannot_name_chains(tmp_path: Path) -> None:
+    sock = tmp_path / "a-driver-name-far-too-long.sock"
+    proc = run_cli("serve", "--state", str(tmp_path / "s.db"), "--socket", str(sock))
+    assert proc.returncode == 1, proc.stderr
+    assert str(sock) in proc.stderr and "iptables chains" in proc.stderr and "Traceback" not in proc.stderr
+    assert not sock.exists() and not (tmp_path / "s.db").exists()
+
+
 # DefaultPool -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("text", "base", "size"), [
