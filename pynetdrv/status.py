@@ -18,7 +18,8 @@ async def render_status(store: Store) -> str:
     for net in await store.list_networks():
         endpoints = await store.list_endpoints(net.network_id)
         joined = sum(1 for e in endpoints if e.sandbox_key)
-        flags = " internal" if net.internal else ""
+        flags = "".join((" internal" if net.internal else "", "" if net.masquerade else " no-masquerade",
+                         "" if net.icc else " no-icc"))
         lines.append(
             f"{net.network_id[:12]:<13} {net.bridge:<16} {net.mtu or '-':<6} "
             f"{', '.join(net.gateways) or '-':<33} {len(endpoints)} ({joined} joined){flags}"
@@ -33,4 +34,9 @@ async def render_status(store: Store) -> str:
             f"{pool.cidr:<29} {pool.subpool or 'whole subnet':<21} "
             f"{used} / {last - first + 1} (range {max(hi - lo + 1, 0)}){auto}   {pool.pool_id}"
         )
+    lines += ["", "PUBLISHED                     CONTAINER             ENDPOINT"]
+    for ep in await store.list_endpoints():
+        for m in ep.ports:
+            lines.append(f"{m.host_ip}:{m.host_port}/{m.proto:<12} {m.container_ip}:{m.container_port:<12} "
+                         f"{ep.endpoint_id[:12]}")
     return "\n".join(lines)

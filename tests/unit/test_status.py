@@ -27,6 +27,9 @@ async def _populate(ipam: IpamService, net: NetworkService) -> None:
     await net.create_endpoint(nm.CreateEndpointRequest(
         NetworkID=NET, EndpointID=EP, Interface=nm.EndpointInterface(Address=addr.Address)))
     await net.join(nm.JoinRequest(NetworkID=NET, EndpointID=EP, SandboxKey="/var/run/docker/netns/x"))
+    await net.program_external_connectivity(nm.ProgramExternalConnectivityRequest(
+        NetworkID=NET, EndpointID=EP, Options={"com.docker.network.portmap": [
+            {"Proto": 6, "IP": "", "Port": 80, "HostIP": "", "HostPort": 0, "HostPortEnd": 0}]}))
 
 
 async def test_status_lists_networks_and_pool_usage(
@@ -40,6 +43,13 @@ async def test_status_lists_networks_and_pool_usage(
     pool_line = next(line for line in text.splitlines() if line.startswith("10.9.0.0/16"))
     # gateway + one container out of 65534 assignable, 256 in the range.
     assert "10.9.5.0/24" in pool_line and "2 / 65534 (range 256)" in pool_line
+    # -P: Docker cannot show the port a remote driver chose (docker port is empty), so
+    # status is where users find it.
+    (published,) = [line for line in text.splitlines() if line.startswith("0.0.0.0:")]
+    ep = await store.get_endpoint(EP)
+    assert ep is not None and len(ep.ports) == 1
+    assert published.startswith(f"0.0.0.0:{ep.ports[0].host_port}/tcp")
+    assert f"{ep.address.split('/')[0]}:80" in published and EP[:12] in published
 
 
 def test_status_cli_missing_state_exits_1(tmp_path: Path) -> None:
