@@ -94,10 +94,19 @@ class NetworkService:
             net = await self._store.get_network(req.NetworkID)
             if net is None:
                 return Empty()
-            for ep in await self._store.list_endpoints(net.network_id):
+            endpoints = await self._store.list_endpoints(net.network_id)
+            for ep in endpoints:
                 await self._kernel(self._dp.remove_veth(ep.host_ifname, ep.endpoint_id))
             await self._kernel(self._dp.remove_bridge(net.bridge, net.network_id))
-            await self._store.delete_network(net.network_id)
+            try:
+                await self._store.delete_network(net.network_id)
+            except Internal:
+                # The store cannot forget it (disk full, read-only): put the
+                # links back, so the network Docker still has keeps working.
+                await self._kernel(self._dp.ensure_bridge(bridge_spec(net)))
+                for ep in endpoints:
+                    await self._kernel(self._dp.ensure_veth(veth_spec(net, ep)))
+                raise
         # The lock stays in the map: a call still waiting on it must keep
         # excluding any newcomer (one small Lock per network ever seen).
         log.info("network %s deleted", req.NetworkID[:12])
