@@ -38,8 +38,12 @@ class StateLock:
                 f"another pynetdrv (pid {holder}) is already running with state {self.path.with_suffix('')}; "
                 "stop it first, or give this one its own --state"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as e:  # a full state disk: say which file
+            os.close(fd)
+            raise OSError(e.errno, e.strerror, str(self.path)) from None
         self._fd = fd
 
     def release(self) -> None:
