@@ -3,6 +3,7 @@ the flags Docker adds itself, parsed into one typed value."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ MTU = "com.docker.network.driver.mtu"
 #: Every -o key pynetdrv understands.  Anything else is refused by name: a
 #: typo must not be ignored silently (an MTU under the wrong key is a classic).
 SUPPORTED = (BRIDGE_NAME, MTU)
+_DIGITS = re.compile(r"[0-9]{1,6}")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ def _bridge_name(value: Any) -> str | None:
     if not isinstance(value, str) or not valid_ifname(value):
         raise InvalidParameter(
             f"option {BRIDGE_NAME}={value!r} is not a valid interface name "
-            f"(1-{IFNAMSIZ} characters of letters, digits, '_', '.', '-')"
+            f"(1-{IFNAMSIZ} characters of letters, digits, '_', '.', '-', not starting with '-')"
         )
     return value
 
@@ -59,10 +61,10 @@ def _bridge_name(value: Any) -> str | None:
 def _mtu(value: Any) -> int | None:
     if value is None or value == "":
         return None
-    try:
-        mtu = int(value)
-    except (TypeError, ValueError):
-        raise InvalidParameter(f"option {MTU}={value!r} is not a number") from None
+    # Plain ASCII digits only: int() would also take " 1500", "1_500", "١٥٠٠".
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and _DIGITS.fullmatch(value))):
+        raise InvalidParameter(f"option {MTU}={value!r} is not a number")
+    mtu = int(value)
     if not 68 <= mtu <= 65535:
         raise InvalidParameter(f"option {MTU}={mtu} is out of range (68-65535)")
     return mtu

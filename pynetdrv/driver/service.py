@@ -237,11 +237,9 @@ def _check_interface(iface: m.EndpointInterface) -> None:
         parse_interface(iface.Address, "endpoint address")
     if iface.AddressIPv6:
         parse_interface(iface.AddressIPv6, "endpoint IPv6 address")
-    if iface.MacAddress:
-        try:
-            netaddr.EUI(iface.MacAddress)
-        except (netaddr.AddrFormatError, ValueError, TypeError):
-            raise InvalidParameter(f"endpoint MAC address {iface.MacAddress!r} is not valid") from None
+    if iface.MacAddress and not naming.valid_mac(iface.MacAddress):
+        raise InvalidParameter(
+            f"endpoint MAC address {iface.MacAddress!r} is not valid (want a unicast aa:bb:cc:dd:ee:ff)")
 
 
 def _gateway_for(net: NetworkRecord, address: str, family: int) -> str:
