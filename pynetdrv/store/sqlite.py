@@ -40,12 +40,11 @@ _HINTS = {
 
 def describe_error(path: str, err: sqlite3.Error) -> str:
     """``state file /x/state.db: database or disk is full (SQLITE_FULL: the
-    file system holding it is full); nothing was changed``."""
+    file system holding it is full); the stored state was not changed``."""
     name = getattr(err, "sqlite_errorname", "") or ""
     hint = next((h for prefix, h in _HINTS.items() if name.startswith(prefix)), "")
     detail = f" ({name}: {hint})" if hint else (f" ({name})" if name else "")
     return f"state file {path}: {err}{detail}; the stored state was not changed"
-
 
 
 class SQLiteStore:
