@@ -6,13 +6,16 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import sqlite3
 import sys
 from pathlib import Path
 
 from pynetdrv import __version__
 from pynetdrv.config import DEFAULT_POOLS_V4, DEFAULT_POOLS_V6, DEFAULT_SOCKET, DEFAULT_STATE, Config, DefaultPool
+from pynetdrv.errors import PynetdrvError
 from pynetdrv.lock import AlreadyRunning
+from pynetdrv.store.sqlite_file import StateFileError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,13 +68,20 @@ def _status_command(state: Path) -> int:
         return 1
     try:
         print(asyncio.run(_status(state)))
-    except sqlite3.Error as e:
+    except StateFileError as e:
+        print(f"pynetdrv: {e}", file=sys.stderr)
+        return 1
+    except (sqlite3.Error, PynetdrvError) as e:
         print(f"pynetdrv: cannot read state {state}: {e}", file=sys.stderr)
         return 1
     return 0
 
 
 def _serve_command(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print(f"pynetdrv: serve must run as root (it creates bridges, veths and firewall rules, and its socket "
+              f"and state file belong to root); running as uid {os.geteuid()}", file=sys.stderr)
+        return 1
     logging.basicConfig(
         level=args.log_level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -79,21 +89,14 @@ def _serve_command(args: argparse.Namespace) -> int:
     config = Config(socket=args.socket, state=args.state, log_level=args.log_level)
     if args.default_pool:
         config = dataclasses.replace(config, default_pools=tuple(args.default_pool))
-    from pynetdrv.firewall.model import chain_prefix
     from pynetdrv.server import serve
 
     try:
-        chain_prefix(config.instance)  # the driver name also names our iptables chains
-    except ValueError as e:
-        print(f"pynetdrv: socket {config.socket}: {e}", file=sys.stderr)
-        return 1
-
-    try:
         asyncio.run(serve(config))
-    except AlreadyRunning as e:
+    except (AlreadyRunning, StateFileError) as e:
         print(f"pynetdrv: {e}", file=sys.stderr)
         return 1
-    except (OSError, sqlite3.Error, RuntimeError) as e:
+    except (OSError, sqlite3.Error, RuntimeError, PynetdrvError) as e:
         # Start-up problems (state file unreadable, socket directory not
         # writable, not root): one clear line; the traceback at debug level.
         logging.getLogger("pynetdrv").debug("start-up failed", exc_info=True)

@@ -10,6 +10,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from pynetdrv.store.sqlite_file import check_state_dir
+
 
 class AlreadyRunning(Exception):
     pass
@@ -21,8 +23,12 @@ class StateLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        """Raises AlreadyRunning, or StateFileError for an unsafe directory."""
+        check_state_dir(self.path)
+        # O_NOFOLLOW: root must never truncate a file a symlink points at.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -32,8 +38,12 @@ class StateLock:
                 f"another pynetdrv (pid {holder}) is already running with state {self.path.with_suffix('')}; "
                 "stop it first, or give this one its own --state"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as e:  # a full state disk: say which file
+            os.close(fd)
+            raise OSError(e.errno, e.strerror, str(self.path)) from None
         self._fd = fd
 
     def release(self) -> None:

@@ -57,7 +57,13 @@ async def unix_site(app: web.Application, path: Path) -> AsyncIterator[None]:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_SECONDS)
     await runner.setup()
     try:
-        await web.UnixSite(runner, str(path)).start()
+        # Created 0660 from the start: no moment where the umask leaves it
+        # open to every user (start-up is single-threaded here).
+        umask = os.umask(0o117)
+        try:
+            await web.UnixSite(runner, str(path)).start()
+        finally:
+            os.umask(umask)
         os.chmod(path, 0o660)
         yield
     finally:

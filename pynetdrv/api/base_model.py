@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Wire(BaseModel):
@@ -16,3 +18,9 @@ class Wire(BaseModel):
 
 class Empty(Wire):
     """``{}``: the request of calls with an empty body, and many replies."""
+
+
+#: A Docker network or endpoint ID: 64 hex from dockerd, 25 alphanumerics from
+#: swarm.  It ends up in the interface alias that marks our links (IFALIASZ is
+#: 256), so a NUL, a control character or a huge value must stop here.
+ObjectID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]

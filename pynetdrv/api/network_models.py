@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import Field
 
-from pynetdrv.api.base_model import Wire
+from pynetdrv.api.base_model import ObjectID, Wire
 
 
 class CapabilitiesResponse(Wire):
@@ -28,7 +28,7 @@ class IPAMData(Wire):
 
 
 class CreateNetworkRequest(Wire):
-    NetworkID: str = Field(min_length=1)
+    NetworkID: ObjectID
     #: Holds ``com.docker.network.generic`` (the ``-o`` values, as strings),
     #: ``com.docker.network.enable_ipv6`` and, with --internal, ``...internal``.
     Options: dict[str, Any] = Field(default_factory=dict)
@@ -40,7 +40,7 @@ class CreateNetworkRequest(Wire):
 class NetworkRef(Wire):
     """DeleteNetwork and FreeNetwork."""
 
-    NetworkID: str = Field(min_length=1)
+    NetworkID: ObjectID
 
 
 class EndpointInterface(Wire):
@@ -52,8 +52,8 @@ class EndpointInterface(Wire):
 
 
 class CreateEndpointRequest(Wire):
-    NetworkID: str = Field(min_length=1)
-    EndpointID: str = Field(min_length=1)
+    NetworkID: ObjectID
+    EndpointID: ObjectID
     Interface: EndpointInterface | None = None
     Options: dict[str, Any] = Field(default_factory=dict)
 
@@ -66,8 +66,8 @@ class CreateEndpointResponse(Wire):
 class EndpointRef(Wire):
     """Leave, DeleteEndpoint, EndpointOperInfo, RevokeExternalConnectivity."""
 
-    NetworkID: str = Field(min_length=1)
-    EndpointID: str = Field(min_length=1)
+    NetworkID: ObjectID
+    EndpointID: ObjectID
 
 
 class EndpointOperInfoResponse(Wire):
@@ -75,8 +75,8 @@ class EndpointOperInfoResponse(Wire):
 
 
 class JoinRequest(Wire):
-    NetworkID: str = Field(min_length=1)
-    EndpointID: str = Field(min_length=1)
+    NetworkID: ObjectID
+    EndpointID: ObjectID
     SandboxKey: str = ""
     Options: dict[str, Any] = Field(default_factory=dict)
 
@@ -105,8 +105,8 @@ class JoinResponse(Wire):
 
 
 class ProgramExternalConnectivityRequest(Wire):
-    NetworkID: str = Field(min_length=1)
-    EndpointID: str = Field(min_length=1)
+    NetworkID: ObjectID
+    EndpointID: ObjectID
     Options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -116,7 +116,7 @@ class DiscoveryRequest(Wire):
 
 
 class AllocateNetworkRequest(Wire):
-    NetworkID: str = Field(min_length=1)
+    NetworkID: ObjectID
     Options: dict[str, str] | None = None
     IPv4Data: list[IPAMData] | None = None
     IPv6Data: list[IPAMData] | None = None

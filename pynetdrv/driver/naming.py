@@ -11,7 +11,10 @@ import hashlib
 import re
 
 IFNAMSIZ = 15
-_IFNAME = re.compile(r"[A-Za-z0-9_.\-]{1,15}")
+#: Not starting with '-': ``ip link show -x`` would read it as an option.
+_IFNAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.\-]{0,14}")
+#: Docker's form (lower or upper case hex), nothing else reaches netlink.
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 
 
 def _short(object_id: str) -> str:
@@ -41,3 +44,9 @@ def derived_mac(object_id: str) -> str:
 def valid_ifname(name: str) -> bool:
     # fullmatch: with match, "$" would also accept a trailing newline.
     return bool(_IFNAME.fullmatch(name)) and name not in (".", "..")
+
+
+def valid_mac(mac: str) -> bool:
+    """``aa:bb:cc:dd:ee:ff``, unicast (multicast bit clear) and not all zero:
+    the kernel refuses the others on a veth."""
+    return bool(_MAC.fullmatch(mac)) and not int(mac[:2], 16) & 1 and mac.strip("0:") != ""

@@ -9,6 +9,7 @@ an invalid value of a key it knows is an error naming the key."""
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ SUPPORTED = (BRIDGE_NAME, MTU, MASQUERADE, ICC, HOST_BINDING_IPV4)
 #: Go's strconv.ParseBool, which Docker's bridge uses for these options.
 TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+_DIGITS = re.compile(r"[0-9]{1,6}")
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ def parse_network_options(options: dict[str, Any]) -> NetworkOptions:
     if parsed.unknown:
         log.warning(
             "ignoring network option(s) pynetdrv does not know: %s (known: %s)",
-            ", ".join(parsed.unknown), ", ".join(SUPPORTED),
+            # repr: a key is user input, and a newline in it must not forge a log line
+            ", ".join(repr(k) for k in parsed.unknown), ", ".join(SUPPORTED),
         )
     return parsed
 
@@ -76,7 +79,7 @@ def _bridge_name(value: Any) -> str | None:
     if not isinstance(value, str) or not valid_ifname(value):
         raise InvalidParameter(
             f"option {BRIDGE_NAME}={value!r} is not a valid interface name "
-            f"(1-{IFNAMSIZ} characters of letters, digits, '_', '.', '-')"
+            f"(1-{IFNAMSIZ} characters of letters, digits, '_', '.', '-', not starting with '-')"
         )
     return value
 
@@ -84,10 +87,10 @@ def _bridge_name(value: Any) -> str | None:
 def _mtu(value: Any) -> int | None:
     if value is None or value == "":
         return None
-    try:
-        mtu = int(value)
-    except (TypeError, ValueError):
-        raise InvalidParameter(f"option {MTU}={value!r} is not a number") from None
+    # Plain ASCII digits only: int() would also take " 1500", "1_500", "١٥٠٠".
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and _DIGITS.fullmatch(value))):
+        raise InvalidParameter(f"option {MTU}={value!r} is not a number")
+    mtu = int(value)
     if not 68 <= mtu <= 65535:
         raise InvalidParameter(f"option {MTU}={mtu} is out of range (68-65535)")
     return mtu

@@ -122,7 +122,15 @@ class NetworkService:
             for ep in endpoints:
                 await self._kernel(self._dp.remove_veth(ep.host_ifname, ep.endpoint_id))
             await self._kernel(self._dp.remove_bridge(net.bridge, net.network_id))
-            await self._store.delete_network(net.network_id)
+            try:
+                await self._store.delete_network(net.network_id)
+            except Internal:
+                # The store cannot forget it (disk full, read-only): put the
+                # links back, so the network Docker still has keeps working.
+                await self._kernel(self._dp.ensure_bridge(bridge_spec(net)))
+                for ep in endpoints:
+                    await self._kernel(self._dp.ensure_veth(veth_spec(net, ep)))
+                raise
             for ep in endpoints:
                 await self.external.unpublish(ep)
             await self._sync_logged(f"delete of network {net.network_id[:12]}")
@@ -275,11 +283,9 @@ def _check_interface(iface: m.EndpointInterface) -> None:
         parse_interface(iface.Address, "endpoint address")
     if iface.AddressIPv6:
         parse_interface(iface.AddressIPv6, "endpoint IPv6 address")
-    if iface.MacAddress:
-        try:
-            netaddr.EUI(iface.MacAddress)
-        except (netaddr.AddrFormatError, ValueError, TypeError):
-            raise InvalidParameter(f"endpoint MAC address {iface.MacAddress!r} is not valid") from None
+    if iface.MacAddress and not naming.valid_mac(iface.MacAddress):
+        raise InvalidParameter(
+            f"endpoint MAC address {iface.MacAddress!r} is not valid (want a unicast aa:bb:cc:dd:ee:ff)")
 
 
 def _gateway_for(net: NetworkRecord, address: str, family: int) -> str:

@@ -5,6 +5,7 @@ flushed ruleset exact."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -63,11 +64,10 @@ class FirewallState:
 def chain_prefix(instance: str) -> str:
     """The prefix of this instance's chains: ``pynetdrv`` -> ``PYNETDRV``.
     Each instance owns its chains outright, so a rebuild of one never
-    touches another's rules (the integration tests run ``pynetdrv-it``)."""
+    touches another's rules (the integration tests run ``pynetdrv-it``).
+    A name too long or odd for a chain name gets a stable hash instead
+    (``PN-<10 hex>``), so any socket name works."""
     prefix = instance.upper()
-    if len(prefix) > MAX_PREFIX or not _PREFIX_CHARS.match(prefix):
-        raise ValueError(
-            f"instance name {instance!r} cannot name iptables chains: use at most {MAX_PREFIX} "
-            "letters, digits, '_', '.', '-' (the socket's file name without .sock)"
-        )
-    return prefix
+    if len(prefix) <= MAX_PREFIX and _PREFIX_CHARS.match(prefix):
+        return prefix
+    return "PN-" + hashlib.sha256(instance.encode()).hexdigest()[:10].upper()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -19,12 +20,31 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pynetdrv.errors import Conflict
+from pynetdrv.errors import Conflict, Internal
 from pynetdrv.store import sqlite_pools as pools
 from pynetdrv.store.base import Allocation, AllocationKind, EndpointRecord, NetworkRecord, PoolRecord, PortMapping
+from pynetdrv.store.sqlite_file import configure, open_state
 from pynetdrv.store.sqlite_schema import migrate
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+_HINTS = {
+    "SQLITE_FULL": "the file system holding it is full",
+    "SQLITE_READONLY": "it or its file system is read-only",
+    "SQLITE_IOERR": "the file system holding it failed a read or write (read-only or failing disk?)",
+    "SQLITE_CANTOPEN": "it cannot be opened (file system read-only or missing?)",
+    "SQLITE_CORRUPT": "it is damaged",
+}
+
+
+def describe_error(path: str, err: sqlite3.Error) -> str:
+    """``state file /x/state.db: database or disk is full (SQLITE_FULL: the
+    file system holding it is full); the stored state was not changed``."""
+    name = getattr(err, "sqlite_errorname", "") or ""
+    hint = next((h for prefix, h in _HINTS.items() if name.startswith(prefix)), "")
+    detail = f" ({name}: {hint})" if hint else (f" ({name})" if name else "")
+    return f"state file {path}: {err}{detail}; the stored state was not changed"
 
 
 class SQLiteStore:
@@ -40,17 +60,12 @@ class SQLiteStore:
         await self._run(self._open)
 
     def _open(self) -> None:
-        if self._path != ":memory:":
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode = WAL")
-        # FULL: a reply is sent only after the allocation is on disk, so a host
-        # crash cannot make us forget an address Docker was told about.
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA busy_timeout = 5000")
-        migrate(conn)
+        if self._path == ":memory:":
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            configure(conn)
+            migrate(conn)
+        else:
+            conn = open_state(Path(self._path))
         self._conn = conn
 
     async def close(self) -> None:
@@ -60,7 +75,12 @@ class SQLiteStore:
         self._executor.shutdown(wait=True)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except sqlite3.Error as e:
+            # Disk full, read-only or failing file system: the transaction was
+            # rolled back; say which file and what the disk said.
+            raise Internal(describe_error(self._path, e)) from e
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -70,10 +90,17 @@ class SQLiteStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # A failed COMMIT (disk full) leaves the transaction open; SQLite
+            # may also have rolled back already (SQLITE_FULL, SQLITE_IOERR).
+            # Either way nothing of it may stay, and the original error counts.
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    log.exception("rollback after a failed transaction failed")
             raise
-        conn.execute("COMMIT")
 
     def _in_tx(self, fn: Callable[..., T], *args: Any) -> T:
         with self._tx() as conn:

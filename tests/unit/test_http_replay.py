@@ -33,7 +33,7 @@ async def test_recorded_create_with_unknown_o_keys_is_accepted_and_logged(
     status, reply = await post(client, "/NetworkDriver.CreateNetwork", body)
     assert status == 200, reply
     warning = next(r.getMessage() for r in caplog.records if "does not know" in r.getMessage())
-    assert "foo, mtu" in warning and "com.docker.network.driver.mtu" in warning
+    assert "'foo', 'mtu'" in warning and "com.docker.network.driver.mtu" in warning
     (net,) = await store.list_networks()
     assert net.mtu is None and net.network_id == body["NetworkID"]
 

@@ -70,7 +70,7 @@ def test_unknown_keys_are_all_named_in_the_log(caplog: pytest.LogCaptureFixture)
     assert opts.unknown == ("foo", "mtu") and opts.mtu == 1400
     (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
     # ...and the message says what would have been right.
-    assert "foo, mtu" in record.getMessage() and BRIDGE_NAME in record.getMessage() and MTU in record.getMessage()
+    assert "'foo', 'mtu'" in record.getMessage() and BRIDGE_NAME in record.getMessage() and MTU in record.getMessage()
 
 
 @pytest.mark.parametrize(("value", "want"), [
