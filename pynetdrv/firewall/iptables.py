@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 #: A hung iptables (e.g. waiting for the xtables lock forever) must not hang
 #: the driver: Docker would time out its request anyway.
 COMMAND_TIMEOUT = 60.0
-TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
+#: Backends: None = whatever the ``iptables`` alternative points to (as dockerd).
+VARIANTS = (None, "nft", "legacy")
 BR_NETFILTER = "net/bridge/bridge-nf-call-iptables"
 
 
@@ -89,10 +90,17 @@ def jump_index(saved: SavedTable, jump: Jump) -> int | None:
 class IptablesFirewall:
     """``Firewall`` on iptables, optionally inside a named netns."""
 
-    def __init__(self, netns: str | None = None, instance: str = "pynetdrv") -> None:
+    def __init__(self, netns: str | None = None, instance: str = "pynetdrv", variant: str | None = None) -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"iptables variant {variant!r} is not one of {VARIANTS}")
         self._netns = netns
         self._prefix = chain_prefix(instance)
+        self._variant = variant
         self._lock = asyncio.Lock()
+
+    def _tool(self, family: Family, action: str) -> str:
+        base = "iptables" if family == 4 else "ip6tables"
+        return f"{base}-{self._variant}-{action}" if self._variant else f"{base}-{action}"
 
     @property
     def prefix(self) -> str:
@@ -107,10 +115,10 @@ class IptablesFirewall:
             if any(not n.icc for n in state.networks):
                 await self._ensure_br_netfilter()
             for family in self._families():
-                saved = parse_save(await self._run(TOOLS[family][0]))
+                saved = parse_save(await self._run(self._tool(family, "save")))
                 tables = render(state, self._prefix, family)
                 missing = {t.table: _missing_jumps(t, saved.get(t.table, SavedTable())) for t in tables}
-                await self._run(TOOLS[family][1], "-w", "--noflush", stdin=restore_text(tables, missing))
+                await self._run(self._tool(family, "restore"), "-w", "--noflush", stdin=restore_text(tables, missing))
             await self._host_settings(state)
 
     async def remove_all(self) -> None:
@@ -121,8 +129,8 @@ class IptablesFirewall:
         async with self._lock:
             problems: list[str] = []
             for family in self._families():
-                tool = TOOLS[family][0].removesuffix("-save")
-                saved = parse_save(await self._run(TOOLS[family][0]))
+                tool = "iptables" if family == 4 else "ip6tables"
+                saved = parse_save(await self._run(self._tool(family, "save")))
                 expected = [] if state.empty else render(state, self._prefix, family)
                 for t in expected:
                     have = saved.get(t.table, SavedTable())
@@ -149,7 +157,7 @@ class IptablesFirewall:
 
     async def _remove_all(self) -> None:
         for family in self._families():
-            saved = parse_save(await self._run(TOOLS[family][0]))
+            saved = parse_save(await self._run(self._tool(family, "save")))
             lines: list[str] = []
             for table, names in chains(self._prefix)[family].items():
                 have = saved.get(table, SavedTable())
@@ -159,7 +167,7 @@ class IptablesFirewall:
                     continue
                 lines += [f"*{table}", *(f":{c} - [0:0]" for c in ours), *dels, *(f"-X {c}" for c in ours), "COMMIT"]
             if lines:
-                await self._run(TOOLS[family][1], "-w", "--noflush", stdin="\n".join(lines) + "\n")
+                await self._run(self._tool(family, "restore"), "-w", "--noflush", stdin="\n".join(lines) + "\n")
                 log.info("removed %s firewall chains of %s", "ip6tables" if family == 6 else "iptables", self._prefix)
 
     async def _host_settings(self, state: FirewallState) -> None:
@@ -194,11 +202,11 @@ class IptablesFirewall:
     # -- process plumbing -------------------------------------------------
 
     def _families(self) -> list[Family]:
-        if shutil.which("iptables-restore") is None:
-            raise FirewallError("iptables-restore not found: install the iptables package")
+        if shutil.which(self._tool(4, "restore")) is None:
+            raise FirewallError(f"{self._tool(4, 'restore')} not found: install the iptables package")
         # IPv6 is optional on the host; without ip6tables there is nothing
         # IPv6 to filter through FORWARD either.
-        return [4] + ([6] if shutil.which("ip6tables-restore") else [])
+        return [4] + ([6] if shutil.which(self._tool(6, "restore")) else [])
 
     def _argv(self, args: tuple[str, ...]) -> list[str]:
         if self._netns is None:

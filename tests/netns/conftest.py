@@ -57,10 +57,12 @@ async def kernel(nsname: str) -> AsyncIterator[AsyncIPRoute]:
         ipr.close()
 
 
-@pytest_asyncio.fixture
-async def topology(nsname: str, dataplane: NetlinkDataplane, kernel: AsyncIPRoute) -> AsyncIterator[Topology]:
-    """Host, outside host and containers in throwaway namespaces (topology.py)."""
+@pytest_asyncio.fixture(params=["nft", "legacy"])
+async def topology(request: pytest.FixtureRequest, nsname: str, dataplane: NetlinkDataplane,
+                   kernel: AsyncIPRoute) -> AsyncIterator[Topology]:
+    """Host, outside host and containers in throwaway namespaces (topology.py), with
+    either iptables backend."""
     with ExitStack() as stack:
-        topo = Topology(nsname, dataplane, kernel, stack)
+        topo = Topology(nsname, dataplane, kernel, stack, variant=request.param)
         await topo.setup()
         yield topo

@@ -26,8 +26,8 @@ STATE = FirewallState(
 )
 
 
-def save(ns: str | None, tool: str = "iptables") -> list[str]:
-    argv = [f"{tool}-save"]
+def save(ns: str | None, tool: str = "iptables", variant: str = "") -> list[str]:
+    argv = [f"{tool}-{variant}-save" if variant else f"{tool}-save"]
     done = in_netns(ns, *argv) if ns else subprocess.run(argv, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     return [line for line in done.stdout.splitlines() if not line.startswith("#")]
@@ -37,18 +37,24 @@ def ours(lines: list[str], prefix: str = "PYNETDRV") -> list[str]:
     return [line for line in lines if prefix in line]
 
 
+@pytest.fixture(params=["nft", "legacy"])
+def variant(request: pytest.FixtureRequest) -> str:
+    """Both iptables backends: whichever the host's alternative points to must work."""
+    return str(request.param)
+
+
 @pytest.fixture
-def firewall(nsname: str) -> IptablesFirewall:
-    return IptablesFirewall(netns=nsname)
+def firewall(nsname: str, variant: str) -> IptablesFirewall:
+    return IptablesFirewall(netns=nsname, variant=variant)
 
 
-async def test_kernel_holds_exactly_the_rendered_rules(firewall: IptablesFirewall, nsname: str) -> None:
+async def test_kernel_holds_exactly_the_rendered_rules(firewall: IptablesFirewall, nsname: str, variant: str) -> None:
     host_before = save(None)
     await firewall.apply(STATE)
     assert await firewall.drift(STATE) == []
-    first = save(nsname) + save(nsname, "ip6tables")
+    first = save(nsname, variant=variant) + save(nsname, "ip6tables", variant)
     await firewall.apply(STATE)  # idempotent: the same rules, one jump each
-    assert save(nsname) + save(nsname, "ip6tables") == first
+    assert save(nsname, variant=variant) + save(nsname, "ip6tables", variant) == first
     jumps = [line for line in first if line.startswith("-A ") and line.split()[1] in
              ("FORWARD", "PREROUTING", "OUTPUT", "POSTROUTING")]
     assert sorted(jumps) == sorted([
@@ -62,35 +68,36 @@ async def test_kernel_holds_exactly_the_rendered_rules(firewall: IptablesFirewal
     assert save(None) == host_before, "the host namespace must not change"
 
 
-async def test_policy_and_foreign_rules_are_kept(firewall: IptablesFirewall, nsname: str) -> None:
+async def test_policy_and_foreign_rules_are_kept(firewall: IptablesFirewall, nsname: str, variant: str) -> None:
     for argv in (["-P", "FORWARD", "DROP"], ["-N", "DOCKER-USER"], ["-A", "DOCKER-USER", "-j", "RETURN"],
                  ["-A", "FORWARD", "-j", "DOCKER-USER"], ["-A", "FORWARD", "-o", "docker0", "-j", "ACCEPT"]):
-        assert in_netns(nsname, "iptables", "-w", *argv).returncode == 0
+        assert in_netns(nsname, f"iptables-{variant}", "-w", *argv).returncode == 0
     await firewall.apply(STATE)
-    forward = [line for line in save(nsname) if line.startswith(("-A FORWARD", ":FORWARD"))]
+    forward = [line for line in save(nsname, variant=variant) if line.startswith(("-A FORWARD", ":FORWARD"))]
     # Our jump right after DOCKER-USER's: the administrator's rules still come first.
     assert forward == [":FORWARD DROP [0:0]", "-A FORWARD -j DOCKER-USER", "-A FORWARD -j PYNETDRV-FORWARD",
                        "-A FORWARD -o docker0 -j ACCEPT"]
     await firewall.apply(FirewallState())
-    assert [line for line in save(nsname) if line.startswith(("-A FORWARD", ":FORWARD"))] == [
+    assert [line for line in save(nsname, variant=variant) if line.startswith(("-A FORWARD", ":FORWARD"))] == [
         ":FORWARD DROP [0:0]", "-A FORWARD -j DOCKER-USER", "-A FORWARD -o docker0 -j ACCEPT"]
-    assert [line for line in save(nsname) if line.startswith("-A DOCKER-USER")] == ["-A DOCKER-USER -j RETURN"]
+    docker_user = [line for line in save(nsname, variant=variant) if line.startswith("-A DOCKER-USER")]
+    assert docker_user == ["-A DOCKER-USER -j RETURN"]
 
 
-async def test_last_network_gone_removes_every_chain_and_jump(firewall: IptablesFirewall, nsname: str) -> None:
+async def test_last_network_gone_removes_every_chain_and_jump(firewall: IptablesFirewall, nsname: str, variant: str) -> None:
     await firewall.apply(STATE)
     await firewall.apply(FirewallState(networks=STATE.networks[:1]))
-    assert not [line for line in ours(save(nsname)) if "pndbr1" in line or "pndbr2" in line]
+    assert not [line for line in ours(save(nsname, variant=variant)) if "pndbr1" in line or "pndbr2" in line]
     await firewall.apply(FirewallState())
-    assert ours(save(nsname)) == [] and ours(save(nsname, "ip6tables")) == []
+    assert ours(save(nsname, variant=variant)) == [] and ours(save(nsname, "ip6tables", variant)) == []
     await firewall.remove_all()  # nothing left: fine
     assert await firewall.drift(FirewallState()) == []
 
 
-async def test_flushed_rules_are_reported_and_rebuilt(firewall: IptablesFirewall, nsname: str) -> None:
+async def test_flushed_rules_are_reported_and_rebuilt(firewall: IptablesFirewall, nsname: str, variant: str) -> None:
     await firewall.apply(STATE)
-    assert in_netns(nsname, "iptables", "-w", "-t", "nat", "-F", "PYNETDRV-DNAT").returncode == 0
-    assert in_netns(nsname, "iptables", "-w", "-D", "FORWARD", "-j", "PYNETDRV-FORWARD").returncode == 0
+    assert in_netns(nsname, f"iptables-{variant}", "-w", "-t", "nat", "-F", "PYNETDRV-DNAT").returncode == 0
+    assert in_netns(nsname, f"iptables-{variant}", "-w", "-D", "FORWARD", "-j", "PYNETDRV-FORWARD").returncode == 0
     drift = await firewall.drift(STATE)
     assert "iptables -t filter: jump missing: -A FORWARD -j PYNETDRV-FORWARD" in drift
     assert any(d.startswith("iptables -t nat: rule missing: -A PYNETDRV-DNAT") and "8080" in d for d in drift)
@@ -98,16 +105,17 @@ async def test_flushed_rules_are_reported_and_rebuilt(firewall: IptablesFirewall
     assert await firewall.drift(STATE) == []
 
 
-async def test_two_instances_never_touch_each_others_rules(nsname: str) -> None:
-    default, other = IptablesFirewall(netns=nsname), IptablesFirewall(netns=nsname, instance="pynetdrv-it")
+async def test_two_instances_never_touch_each_others_rules(nsname: str, variant: str) -> None:
+    default = IptablesFirewall(netns=nsname, variant=variant)
+    other = IptablesFirewall(netns=nsname, instance="pynetdrv-it", variant=variant)
     other_state = FirewallState(networks=(NetworkRules("pndbr9", ("10.251.9.0/24",)),))
     await default.apply(STATE)
     await other.apply(other_state)
     await default.apply(FirewallState())
-    assert ours(save(nsname)) == ours(save(nsname), "PYNETDRV-IT") != []
+    assert ours(save(nsname, variant=variant)) == ours(save(nsname, variant=variant), "PYNETDRV-IT") != []
     assert await other.drift(other_state) == []
     await other.apply(FirewallState())
-    assert ours(save(nsname)) == []
+    assert ours(save(nsname, variant=variant)) == []
 
 
 async def test_host_settings(firewall: IptablesFirewall, nsname: str, kernel: AsyncIPRoute) -> None:
@@ -120,7 +128,7 @@ async def test_host_settings(firewall: IptablesFirewall, nsname: str, kernel: As
 
 async def test_a_failed_batch_is_an_error_naming_the_command(firewall: IptablesFirewall) -> None:
     bad = FirewallState(networks=(NetworkRules("bad bridge!", ("10.251.0.0/24",)),))
-    with pytest.raises(FirewallError, match="iptables-restore"):
+    with pytest.raises(FirewallError, match=r"iptables-(\w+-)?restore .*bridge!"):
         await firewall.apply(bad)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from netns_util import in_netns, ping
 from topology import HOST_OUTSIDE, OUTSIDE, Topology
 
-from pynetdrv.firewall.iptables import IptablesFirewall
 from pynetdrv.firewall.model import FirewallState, NetworkRules, PortRule
 
 A, B = "a" * 64, "b" * 64
@@ -27,7 +26,7 @@ async def test_outbound_is_masqueraded_unless_disabled(topology: Topology) -> No
     a = NetworkRules("pndbr0", ("10.251.0.0/24",))
     b = NetworkRules("pndbr1", ("10.251.1.0/24",), masquerade=False)
     await two_networks(topology, a, b)
-    await IptablesFirewall(netns=topology.host).apply(FirewallState(networks=(a, b)))
+    await topology.firewall().apply(FirewallState(networks=(a, b)))
     topology.serve(topology.outside, "tcp", 7000, "outside")
     a1, b1 = topology.containers["a1"], topology.containers["b1"]
     assert topology.ask(a1.ns, "tcp", OUTSIDE, 7000) == f"outside {HOST_OUTSIDE}", "source NATed to the host"
@@ -46,7 +45,7 @@ async def test_published_ports_reach_the_container(topology: Topology) -> None:
     ports = (PortRule("tcp", "0.0.0.0", 8080, c1.ip, 80, "pndbr0"),
              PortRule("udp", "0.0.0.0", 5353, c1.ip, 53, "pndbr0"),
              PortRule("tcp", "127.0.0.1", 8081, c1.ip, 81, "pndbr0"))
-    await IptablesFirewall(netns=topology.host).apply(FirewallState(networks=(net,), ports=ports))
+    await topology.firewall().apply(FirewallState(networks=(net,), ports=ports))
     for proto, port in (("tcp", 80), ("udp", 53), ("tcp", 81)):
         topology.serve(c1.ns, proto, port, f"c1-{proto}-{port}")
 
@@ -70,13 +69,13 @@ async def test_published_ports_reach_the_container(topology: Topology) -> None:
 
 async def test_networks_are_isolated_and_icc_false_separates_containers(topology: Topology) -> None:
     # FORWARD ACCEPT: it is our own rules that isolate, not Docker's policy.
-    assert in_netns(topology.host, "iptables", "-w", "-P", "FORWARD", "ACCEPT").returncode == 0
+    assert in_netns(topology.host, f"iptables-{topology.variant}", "-w", "-P", "FORWARD", "ACCEPT").returncode == 0
     a = NetworkRules("pndbr0", ("10.251.0.0/24",))
     b = NetworkRules("pndbr1", ("10.251.1.0/24",), icc=False)
     await two_networks(topology, a, b)
     b1 = topology.containers["b1"]
     ports = (PortRule("tcp", "0.0.0.0", 8080, b1.ip, 80, "pndbr1"),)
-    await IptablesFirewall(netns=topology.host).apply(FirewallState(networks=(a, b), ports=ports))
+    await topology.firewall().apply(FirewallState(networks=(a, b), ports=ports))
     c = topology.containers
     assert ping(c["a1"].ns, c["a2"].ip), "same network, icc on"
     assert not ping(c["a1"].ns, c["b1"].ip), "network a must not reach network b"
@@ -92,7 +91,7 @@ async def test_internal_network_talks_only_inside(topology: Topology) -> None:
     await topology.network("pndbr0", A, "10.251.0.1")
     c1 = await topology.container("c1", "pndbr0", "10.251.0.2", "10.251.0.1")
     c2 = await topology.container("c2", "pndbr0", "10.251.0.3", "10.251.0.1")
-    await IptablesFirewall(netns=topology.host).apply(FirewallState(networks=(net,)))
+    await topology.firewall().apply(FirewallState(networks=(net,)))
     assert ping(c1.ns, c2.ip)
     assert not ping(c1.ns, OUTSIDE), "internal: nothing leaves"
     assert in_netns(topology.outside, "ip", "route", "add", "10.251.0.0/24", "via", HOST_OUTSIDE).returncode == 0

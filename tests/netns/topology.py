@@ -22,6 +22,7 @@ from pyroute2 import AsyncIPRoute
 from pynetdrv.dataplane.base import BridgeSpec, VethSpec
 from pynetdrv.dataplane.netlink import NetlinkDataplane
 from pynetdrv.driver.naming import derived_mac
+from pynetdrv.firewall.iptables import IptablesFirewall
 
 PEER_IO = Path(__file__).with_name("peer_io.py")
 HOST_OUTSIDE = "10.250.0.1"
@@ -41,12 +42,14 @@ class Topology:
     dp: NetlinkDataplane
     kernel: AsyncIPRoute
     stack: ExitStack
+    #: iptables backend ("nft" or "legacy"): the FORWARD DROP policy goes there.
+    variant: str = "nft"
     outside: str = ""
     containers: dict[str, Container] = field(default_factory=dict)
 
     async def setup(self) -> None:
-        assert in_netns(self.host, "iptables", "-w", "-P", "FORWARD", "DROP").returncode == 0
-        assert in_netns(self.host, "ip6tables", "-w", "-P", "FORWARD", "DROP").returncode == 0
+        for tool in ("iptables", "ip6tables"):
+            assert in_netns(self.host, f"{tool}-{self.variant}", "-w", "-P", "FORWARD", "DROP").returncode == 0
         await _lo_up(self.kernel)
         self.outside = self.stack.enter_context(throwaway_netns())
         await self.kernel.link("add", ifname="pndo0", kind="veth", peer={"ifname": "pndo1"})
@@ -82,6 +85,9 @@ class Topology:
                 await ipr.route("add", dst="default", gateway=gateway)
         finally:
             ipr.close()
+
+    def firewall(self) -> IptablesFirewall:
+        return IptablesFirewall(netns=self.host, variant=self.variant)
 
     def serve(self, ns: str, proto: str, port: int, token: str) -> None:
         """A server in ``ns`` answering "TOKEN PEER-IP"; stopped with the topology."""
