@@ -6,7 +6,7 @@ is an address inside the test's own namespaces."""
 from __future__ import annotations
 
 from netns_util import in_netns, ping
-from topology import HOST_OUTSIDE, OUTSIDE, Topology
+from topology import HOST_OUTSIDE, HOST_OUTSIDE6, OUTSIDE, OUTSIDE6, Topology
 
 from pynetdrv.firewall.model import FirewallState, NetworkRules, PortRule
 
@@ -96,3 +96,15 @@ async def test_internal_network_talks_only_inside(topology: Topology) -> None:
     assert not ping(c1.ns, OUTSIDE), "internal: nothing leaves"
     assert in_netns(topology.outside, "ip", "route", "add", "10.251.0.0/24", "via", HOST_OUTSIDE).returncode == 0
     assert not ping(topology.outside, c1.ip), "internal: nothing comes in"
+
+
+async def test_ipv6_is_routed_without_nat(topology: Topology) -> None:
+    net = NetworkRules("pndbr0", ("10.251.0.0/24", "fd00:251::/64"))
+    await topology.network("pndbr0", A, "10.251.0.1", gateway6="fd00:251::1")
+    c1 = await topology.container("c1", "pndbr0", "10.251.0.2", "10.251.0.1", ip6=("fd00:251::2", "fd00:251::1"))
+    await topology.firewall().apply(FirewallState(networks=(net,)))
+    # No NAT for IPv6: the outside host answers only once it has a route back.
+    assert not ping(c1.ns, OUTSIDE6)
+    assert in_netns(topology.outside, "ip", "-6", "route", "add", "fd00:251::/64", "via", HOST_OUTSIDE6).returncode == 0
+    assert ping(c1.ns, OUTSIDE6), "routed IPv6 outbound"
+    assert not ping(topology.outside, "fd00:251::2"), "nothing comes in unasked, IPv6 included"

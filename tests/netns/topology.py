@@ -27,6 +27,9 @@ from pynetdrv.firewall.iptables import IptablesFirewall
 PEER_IO = Path(__file__).with_name("peer_io.py")
 HOST_OUTSIDE = "10.250.0.1"
 OUTSIDE = "10.250.0.2"
+HOST_OUTSIDE6 = "fd00:250::1"
+OUTSIDE6 = "fd00:250::2"
+NODAD = 0x02
 
 
 @dataclass
@@ -55,24 +58,28 @@ class Topology:
         await self.kernel.link("add", ifname="pndo0", kind="veth", peer={"ifname": "pndo1"})
         (host_end,) = await self.kernel.link_lookup(ifname="pndo0")
         await self.kernel.addr("add", index=host_end, address=HOST_OUTSIDE, prefixlen=24)
+        await self.kernel.addr("add", index=host_end, address=HOST_OUTSIDE6, prefixlen=64, flags=NODAD)
         await self.kernel.link("set", index=host_end, state="up")
-        await self._move_and_address("pndo1", self.outside, OUTSIDE, 24, gateway=None)
+        await self._move_and_address("pndo1", self.outside, OUTSIDE, 24, gateway=None, ip6=(OUTSIDE6, None))
 
-    async def network(self, bridge: str, network_id: str, gateway: str, prefixlen: int = 24) -> None:
-        await self.dp.ensure_bridge(BridgeSpec(bridge, network_id, derived_mac(network_id), None,
-                                               (f"{gateway}/{prefixlen}",)))
+    async def network(self, bridge: str, network_id: str, gateway: str, prefixlen: int = 24,
+                      gateway6: str | None = None) -> None:
+        addresses = (f"{gateway}/{prefixlen}",) + ((f"{gateway6}/64",) if gateway6 else ())
+        await self.dp.ensure_bridge(BridgeSpec(bridge, network_id, derived_mac(network_id), None, addresses))
 
-    async def container(self, name: str, bridge: str, ip: str, gateway: str, prefixlen: int = 24) -> Container:
+    async def container(self, name: str, bridge: str, ip: str, gateway: str, prefixlen: int = 24,
+                        ip6: tuple[str, str] | None = None) -> Container:
         n = len(self.containers)
         spec = VethSpec(host_name=f"pndh{n}", peer_name=f"pndp{n}", bridge=bridge,
                         endpoint_id=f"{n:x}" * 64, mac=derived_mac(f"{n:x}" * 64), mtu=None)
         await self.dp.ensure_veth(spec)
         ns = self.stack.enter_context(throwaway_netns())
-        await self._move_and_address(spec.peer_name, ns, ip, prefixlen, gateway)
+        await self._move_and_address(spec.peer_name, ns, ip, prefixlen, gateway, ip6)
         self.containers[name] = c = Container(ns, ip, gateway)
         return c
 
-    async def _move_and_address(self, link: str, ns: str, ip: str, prefixlen: int, gateway: str | None) -> None:
+    async def _move_and_address(self, link: str, ns: str, ip: str, prefixlen: int, gateway: str | None,
+                                ip6: tuple[str, str | None] | None = None) -> None:
         (idx,) = await self.kernel.link_lookup(ifname=link)
         await self.kernel.link("set", index=idx, net_ns_fd=ns)
         ipr = AsyncIPRoute(netns=ns)
@@ -83,6 +90,10 @@ class Topology:
             await ipr.link("set", index=idx, state="up")
             if gateway:
                 await ipr.route("add", dst="default", gateway=gateway)
+            if ip6:
+                await ipr.addr("add", index=idx, address=ip6[0], prefixlen=64, flags=NODAD)
+                if ip6[1]:
+                    await ipr.route("add", dst="::/0", gateway=ip6[1], family=10)
         finally:
             ipr.close()
 
