@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -237,3 +238,15 @@ def test_firewall_is_rebuilt_after_a_flush(make_network, make_container, subnets
     pynetdrv.stop(signal.SIGTERM)
     pynetdrv.start()
     assert eventually(lambda: outside.ask("http", outside.host_addr, port), "rebuilt"), "not rebuilt at start"
+
+
+def test_publish_all_ports_and_find_them_in_status(make_network, make_container, subnets, outside, pynetdrv):
+    """-P: pynetdrv chooses the host port. Docker cannot show it for a remote driver
+    (`docker port` is empty), so `pynetdrv status` is where users find it."""
+    net = make_network("--subnet", str(subnets.v4()))
+    cmd = ["sh", "-c", "mkdir -p /www && echo all-ports > /www/index.html && exec httpd -f -p 80 -h /www"]
+    c = make_container(net, "-P", "--expose", "80", cmd=cmd)
+    status = run([sys.executable, "-m", "pynetdrv", "status", "--state", str(pynetdrv.state_path)])
+    (line,) = [line for line in status.splitlines() if f" {c.ip(net)}:80 " in f" {line} "]
+    port = int(line.split()[0].rsplit(":", 1)[1].split("/")[0])
+    assert eventually(lambda: outside.ask("http", outside.host_addr, port), "all-ports")
