@@ -17,7 +17,9 @@ from integration.cmd import run, wait_for
 from integration.constants import ALIAS_PREFIX, PLUGIN_SOCKET
 from integration.docker_objects import ping
 from integration.host import link_addresses, link_alias, link_exists, ports_of, veth_name_for
+from integration.outside_host import ask_from_host
 from integration.pynetdrv_daemon import plugin_activates
+from integration.test_external import eventually, host_port
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
@@ -86,8 +88,11 @@ def test_dockerd_restart_with_restart_always_container(pynetdrv, dockerd, make_n
     sub = subnets.v4()
     net = make_network("--subnet", str(sub))
     gw = next(sub.hosts())
-    c1 = make_container(net, "--restart", "always")
+    port = host_port()
+    web = ["sh", "-c", "mkdir -p /www && echo restarted > /www/index.html && exec httpd -f -p 80 -h /www"]
+    c1 = make_container(net, "--restart", "always", "-p", f"{port}:80", cmd=web)
     ping(c1, gw)
+    assert eventually(lambda: ask_from_host("http", "127.0.0.1", port), "restarted")
     daemon_pid = pynetdrv.pid
 
     started = time.monotonic()
@@ -103,6 +108,8 @@ def test_dockerd_restart_with_restart_always_container(pynetdrv, dockerd, make_n
     assert ip1 in sub and ip1 != gw
     assert pynetdrv.running() and pynetdrv.pid == daemon_pid, "pynetdrv did not survive the dockerd restart"
     ping(c1, gw, within=10)
+    # Its published port came back with it (released with the old endpoint, taken again).
+    assert eventually(lambda: ask_from_host("http", "127.0.0.1", port), "restarted"), "published port lost"
 
     c2 = make_container(net)
     ip2 = c2.ip(net)
