@@ -15,9 +15,11 @@ from pynetdrv.check.docker_view import DockerUnreachable, read_docker_view
 from pynetdrv.check.kernel import KernelView, NetlinkKernelView
 from pynetdrv.check.model import Finding
 from pynetdrv.check.state import read_state
-from pynetdrv.dataplane.base import Dataplane
+from pynetdrv.dataplane.base import Dataplane, DataplaneError
+from pynetdrv.errors import PynetdrvError
 from pynetdrv.lock import AlreadyRunning, StateLock
-from pynetdrv.reconcile import ReconcileReport, reconcile
+from pynetdrv.reconcile import reconcile
+from pynetdrv.store.base import Store
 
 
 @dataclass
@@ -83,15 +85,23 @@ async def repair(
     opts: CheckOptions, make_dataplane: Callable[[], Dataplane], kernel: KernelView | None = None,
 ) -> tuple[CheckResult, list[str], CheckResult]:
     """(before, what was done, after).  Only with the state lock held: the
-    daemon is not running and cannot start meanwhile, so nothing can change
-    the state or the kernel objects under us.  The work is the daemon's own
-    start-up reconcile (idempotent ensure_* / remove_* steps on the Dataplane,
-    limited to links carrying this instance's alias): it recreates missing
-    bridges and unjoined veths, fixes their MTU, addresses and master,
-    removes links with our alias the state does not know, and forgets joined
-    endpoints whose veth died with their container.  It never releases an
-    address or deletes a network or pool: whether Docker still relies on one
-    cannot be known safely, so those findings stay for a person."""
+    daemon is not running and cannot start meanwhile, so nothing changes the
+    state or our kernel objects under us, and Docker can make no IPAM or
+    endpoint call (they all need the daemon), so its view cannot move either.
+
+    1. Endpoints in the state that Docker does not know (a DeleteEndpoint
+       Docker could not deliver) are forgotten and their veth removed.
+    2. The daemon's own start-up reconcile (idempotent ensure_* / remove_*
+       steps on the Dataplane, only on links carrying this instance's alias):
+       missing bridges and unjoined veths recreated, MTU/addresses/master
+       fixed, links with our alias the state does not know removed, joined
+       endpoints whose veth died with their container forgotten.
+    3. With Docker's view only: allocations held by nothing Docker knows are
+       released (a ReleaseAddress Docker could not deliver), pools of no
+       Docker network deleted, and an address Docker's endpoint uses but the
+       pool has free is reserved again.
+    Without Docker's view, steps 1 and 3 do nothing: whether Docker still
+    relies on an address cannot be known, so those findings stay."""
     from pynetdrv.store.sqlite import SQLiteStore
 
     lock = StateLock(opts.state)
@@ -103,25 +113,53 @@ async def repair(
         before = await check(opts, kernel)
         if not any(f.repairable for f in before.findings):
             return before, [], before
+        done: list[str] = []
         store = SQLiteStore(opts.state)
         dataplane = make_dataplane()
         try:
             await store.open()
+            done += await _apply(store, dataplane, before.findings, "forget_endpoint")
             report = await reconcile(store, dataplane)
+            done += [f"forgot dead endpoint {eid[:12]} (its veth died with its container)"
+                     for eid in report.endpoints_forgotten]
+            done += [f"failed: {e}" for e in report.errors]
+            middle = await check(opts, kernel)
+            done += await _apply(store, dataplane, middle.findings, "release", "delete_pool", "reserve")
         finally:
             await dataplane.close()
             await store.close()
         after = await check(opts, kernel)
-        return before, _done(report, before, after), after
+        remaining = {f.line() for f in after.findings}
+        fixed = [f"fixed: {f.line()}" for f in before.findings if f.repairable and f.line() not in remaining]
+        return before, done + fixed, after
     finally:
         lock.release()
 
 
-def _done(report: ReconcileReport, before: CheckResult, after: CheckResult) -> list[str]:
-    done = [f"forgot dead endpoint {eid[:12]} (state)" for eid in report.endpoints_forgotten]
-    remaining = {f.line() for f in after.findings}
-    done += [f"fixed: {f.line()}" for f in before.findings if f.repairable and f.line() not in remaining]
-    done += [f"failed: {e}" for e in report.errors]
+async def _apply(store: Store, dataplane: Dataplane, findings: list[Finding], *kinds: str) -> list[str]:
+    done = []
+    for f in findings:
+        if not f.repairable or not f.action or f.action[0] not in kinds:
+            continue
+        what, *args = f.action
+        try:
+            if what == "forget_endpoint":
+                ep = await store.get_endpoint(args[0])
+                if ep is not None:
+                    await dataplane.remove_veth(ep.host_ifname, ep.endpoint_id)
+                    await store.delete_endpoint(ep.endpoint_id)
+                    done.append(f"forgot endpoint {args[0][:12]} unknown to Docker, removed veth {ep.host_ifname}")
+            elif what == "release":
+                if await store.release_address(args[0], args[1]):
+                    done.append(f"released {args[1]} in pool {args[0]}")
+            elif what == "delete_pool":
+                if await store.delete_pool(args[0]):
+                    done.append(f"deleted pool {args[0]}")
+            elif what == "reserve":
+                await store.reserve_address(args[0], args[1], "dynamic")
+                done.append(f"reserved {args[1]} in pool {args[0]} again")
+        except (DataplaneError, PynetdrvError) as e:
+            done.append(f"failed: {what} {' '.join(args)}: {e}")
     return done
 
 

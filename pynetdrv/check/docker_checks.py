@@ -68,7 +68,8 @@ async def check_docker_endpoints(ctx: CheckContext) -> list[Finding]:
                 if ep.network_id == dn.network_id and ep.endpoint_id not in seen:
                     found.append(Finding("orphan", f"endpoint {short(ep.endpoint_id)}",
                                          f"in the state on {dn.name!r} (veth {ep.host_ifname}, "
-                                         f"address {ep.address or ep.address_v6 or 'none'}), unknown to Docker"))
+                                         f"address {ep.address or ep.address_v6 or 'none'}), unknown to Docker",
+                                         True, ("forget_endpoint", ep.endpoint_id)))
         elif dn.ipam_driver == ctx.instance and dn.driver != ctx.instance:
             found += _ipam_only_addresses(ctx, dn.name, [a for e in dn.endpoints for a in (e.ipv4, e.ipv6)])
     return found

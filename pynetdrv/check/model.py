@@ -22,8 +22,13 @@ class Finding:
     #: What it is about, e.g. "link pnve-1234567890", "endpoint 1234567890ab".
     subject: str
     detail: str
-    #: True if ``check --repair`` fixes it (kernel objects only).
+    #: True if ``check --repair`` fixes it.
     repairable: bool = False
+    #: A state change --repair makes for it, beyond the kernel reconcile:
+    #: ("release", pool_id, address), ("reserve", pool_id, address),
+    #: ("delete_pool", pool_id) or ("forget_endpoint", endpoint_id).  Only set
+    #: when Docker's view showed that Docker does not (or does) hold it.
+    action: tuple[str, ...] = ()
 
     def line(self) -> str:
         return f"{self.kind} {self.subject}: {self.detail}"

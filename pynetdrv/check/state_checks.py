@@ -72,9 +72,13 @@ async def check_allocations(ctx: CheckContext) -> list[Finding]:
                 continue  # Docker's own IPAM: not ours to account for
             alloc = allocated.get((pool.pool_id, str(ip)))
             if alloc is None:
+                # Re-reserving is safe only if Docker confirms the endpoint.
+                known = ctx.docker is not None and any(
+                    de.endpoint_id == ep.endpoint_id for dn in ctx.docker.networks for de in dn.endpoints)
                 found.append(Finding("missing", f"allocation {ip}",
                                      f"endpoint {short(ep.endpoint_id)} uses it but pool {pool.cidr} has it free "
-                                     "(it could be handed out again)"))
+                                     "(it could be handed out again)",
+                                     known, ("reserve", pool.pool_id, str(ip)) if known else ()))
             elif alloc.kind == "gateway":
                 found.append(Finding("duplicate", f"address {ip}",
                                      f"endpoint {short(ep.endpoint_id)} uses the gateway allocation of pool {pool.cidr}"))
@@ -112,9 +116,11 @@ def _network_pool(ctx: CheckContext, pool: PoolRecord, net: NetworkRecord) -> li
                                  f"gateway allocation in pool {pool.cidr} that network {short(net.network_id)} "
                                  "does not use"))
         elif a.kind == "dynamic" or (aux is not None and a.address not in aux):
+            # Releasing is safe only once Docker's view shows no holder.
             found.append(Finding("leak", f"allocation {a.address}",
                                  f"{a.kind} allocation in pool {pool.cidr} held by no endpoint"
-                                 f"{'' if aux is None else ' and no --aux-address'}"))
+                                 f"{'' if aux is None else ' and no --aux-address'}",
+                                 aux is not None, ("release", pool.pool_id, a.address) if aux is not None else ()))
         elif aux is None:
             unverified.append(a.address)
     if unverified:
@@ -144,13 +150,15 @@ def _foreign_pool(ctx: CheckContext, pool: PoolRecord) -> list[Finding]:
              and any(netaddr.IPNetwork(s) == netaddr.IPNetwork(pool.cidr) for s in dn.subnets)]
     if not users:
         return [Finding("leak", f"pool {pool.cidr}",
-                        f"no Docker network uses it ({len(allocs)} allocation(s) held)")]
+                        f"no Docker network uses it ({len(allocs)} allocation(s) held)", True,
+                        ("delete_pool", pool.pool_id))]
     if any(dn.driver == ctx.instance for dn in users):
         return []  # our network unknown to the state: reported by the Docker checks
     held = {str(plain_ip(a)) for dn in users for e in dn.endpoints for a in (e.ipv4, e.ipv6) if plain_ip(a)}
     held |= {a for dn in users for a in dn.aux_addresses}
     return [
         Finding("leak", f"allocation {a.address}",
-                f"{a.kind} allocation in pool {pool.cidr} (network {users[0].name}) held by no container")
+                f"{a.kind} allocation in pool {pool.cidr} (network {users[0].name}) held by no container",
+                True, ("release", pool.pool_id, a.address))
         for a in allocs if a.kind != "gateway" and a.address not in held
     ]

@@ -130,7 +130,7 @@ async def test_host_reboot_bridge_and_veths_gone(setup: Setup, kernel: AsyncIPRo
     assert f"missing bridge {BRIDGE}: network {NET[:12]} has no bridge" in lines
     assert sum(line.startswith(("missing veth pnve-b7", "missing veth pnve-c7")) for line in lines) == 2
     _, done, after = await repair(setup.opts, setup.dataplane, setup.view)
-    assert f"forgot dead endpoint {EP1[:12]} (state)" in done
+    assert f"forgot dead endpoint {EP1[:12]} (its veth died with its container)" in done
     bridge = await get_link(kernel, BRIDGE)
     assert bridge is not None and bridge.get("mtu") == 1400
     # Their addresses stay allocated: releasing them is Docker's call (it

@@ -196,7 +196,7 @@ async def test_missing_veth_joined_vs_not_joined(world: World) -> None:
                for line in lines), lines
     assert any(line.startswith("missing veth pnve-e3e3e3e3e3:") and "recreates" in line for line in lines), lines
     _, done, after = await repair(world.opts(), lambda: world.dp, world.kernel)
-    assert f"forgot dead endpoint {EP1[:12]} (state)" in done
+    assert f"forgot dead endpoint {EP1[:12]} (its veth died with its container)" in done
     assert "pnve-e3e3e3e3e3" in world.dp.links
     # The dead endpoint's address is still allocated: repair never releases addresses.
     assert [f.line() for f in after.findings] == [
@@ -337,36 +337,108 @@ def _inspect(net_id: str) -> dict[str, Any]:
     }
 
 
-async def test_docker_view_over_a_unix_socket(tmp_path: Path) -> None:
+class FakeEngine:
+    """A fake Docker Engine API on a unix socket: GET /networks and /networks/{id}."""
+
+    def __init__(self, sock: Path) -> None:
+        self.sock = sock
+        self.networks: list[dict[str, Any]] = []
+        self.asked: list[str] = []
+
+    def serve(self, world: World, **changes: Any) -> None:
+        """Serve what Docker would say about ``world``."""
+        dn = world.docker_view(**changes).networks[0]
+        self.networks = [{
+            "Name": dn.name, "Id": dn.network_id, "Driver": dn.driver,
+            "IPAM": {"Driver": dn.ipam_driver, "Config": [
+                {"Subnet": s, "AuxiliaryAddresses": {f"a{i}": a for i, a in enumerate(dn.aux_addresses)}}
+                for s in dn.subnets]},
+            "Containers": {e.container_id: {"Name": e.container_name, "EndpointID": e.endpoint_id,
+                                            "IPv4Address": e.ipv4, "IPv6Address": e.ipv6} for e in dn.endpoints},
+        }]
+
+    async def _list(self, request: web.Request) -> web.Response:
+        self.asked.append(request.path)
+        return web.json_response([{**n, "Containers": {}} for n in self.networks])
+
+    async def _inspect(self, request: web.Request) -> web.Response:
+        self.asked.append(request.path)
+        for n in self.networks:
+            if n["Id"] == request.match_info["nid"]:
+                return web.json_response(n)
+        return web.json_response({"message": "not found"}, status=404)
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[FakeEngine]:
+    fake = FakeEngine(tmp_path / "docker.sock")
     app = web.Application()
-    listed = [
-        {"Name": "app", "Id": NET, "Driver": "pynetdrv", "IPAM": {"Driver": "pynetdrv"}, "Containers": {}},
-        {"Name": "bridge", "Id": "b" * 64, "Driver": "bridge", "IPAM": {"Driver": "default"}, "Containers": {}},
-    ]
-    asked: list[str] = []
-
-    async def networks(request: web.Request) -> web.Response:
-        asked.append(request.path)
-        return web.json_response(listed)
-
-    async def inspect(request: web.Request) -> web.Response:
-        asked.append(request.path)
-        return web.json_response(_inspect(request.match_info["nid"]))
-
-    app.router.add_get("/networks", networks)
-    app.router.add_get("/networks/{nid}", inspect)
+    app.router.add_get("/networks", fake._list)
+    app.router.add_get("/networks/{nid}", fake._inspect)
     runner = web.AppRunner(app)
     await runner.setup()
-    sock = tmp_path / "docker.sock"
-    await web.UnixSite(runner, str(sock)).start()
+    await web.UnixSite(runner, str(fake.sock)).start()
     try:
-        view = await read_docker_view("pynetdrv", sock)
+        yield fake
     finally:
         await runner.cleanup()
-    assert asked == ["/networks", f"/networks/{NET}"]  # the bridge network is not inspected
+
+
+async def test_docker_view_over_a_unix_socket(engine: FakeEngine) -> None:
+    engine.networks = [
+        _inspect(NET),
+        {"Name": "bridge", "Id": "b" * 64, "Driver": "bridge", "IPAM": {"Driver": "default"}, "Containers": {}},
+    ]
+    view = await read_docker_view("pynetdrv", engine.sock)
+    assert engine.asked == ["/networks", f"/networks/{NET}"]  # the bridge network is not inspected
     assert view == DockerView((DockerNetwork(
         NET, "app", "pynetdrv", "pynetdrv", ("10.9.0.0/24",), ("10.9.0.10",),
         (DockerEndpoint("f" * 64, "web", EP1, "10.9.0.2/24", ""),)),))
+
+
+async def test_repair_with_dockers_view_releases_forgets_and_reserves(world: World, engine: FakeEngine) -> None:
+    """What Docker's lost calls leave (its plugin client retries a refused call with an empty
+    body, which pynetdrv must refuse): a ReleaseAddress lost -> a leaked allocation; a
+    DeleteEndpoint lost -> an endpoint and veth Docker no longer knows."""
+    opts = dataclasses.replace(world.opts(), docker_socket=engine.sock)
+    leaked = (await world.ipam.request_address(im.RequestAddressRequest(PoolID=world.pool_id))).Address
+    await world.endpoint("e4" * 32)  # becomes the orphan: Docker is told nothing of it
+    orphan_addr = world.addresses.pop("e4" * 32)
+    ip2 = world.addresses[EP2].split("/")[0]
+    await world.ipam.release_address(im.ReleaseAddressRequest(PoolID=world.pool_id, Address=ip2))
+    engine.serve(world)
+
+    before, done, after = await repair(opts, lambda: world.dp, world.kernel)
+    assert sorted(f.line() for f in before.findings) == sorted([
+        (f"leak allocation {leaked.split('/')[0]}: dynamic allocation in pool 10.9.0.0/24 held by no endpoint "
+        "and no --aux-address"),
+        (f"orphan endpoint {'e4' * 6}: in the state on 'app' (veth pnve-e4e4e4e4e4, address {orphan_addr}), "
+        "unknown to Docker"),
+        (f"missing allocation {ip2}: endpoint {EP2[:12]} uses it but pool 10.9.0.0/24 has it free "
+        "(it could be handed out again)"),
+    ])
+    assert all(f.repairable for f in before.findings)
+    assert f"forgot endpoint {'e4' * 6} unknown to Docker, removed veth pnve-e4e4e4e4e4" in done
+    assert f"released {leaked.split('/')[0]} in pool {world.pool_id}" in done
+    assert f"released {orphan_addr.split('/')[0]} in pool {world.pool_id}" in done
+    assert f"reserved {ip2} in pool {world.pool_id} again" in done
+    assert after.clean, [f.line() for f in after.findings]
+    assert "pnve-e4e4e4e4e4" not in world.dp.links
+
+
+async def test_without_dockers_view_addresses_are_never_released(world: World) -> None:
+    await world.ipam.request_address(im.RequestAddressRequest(PoolID=world.pool_id))
+    before, done, after = await repair(world.opts(), lambda: world.dp, world.kernel)
+    assert [f.kind for f in before.findings] == ["leak"] and not before.findings[0].repairable
+    assert done == [] and after.findings == before.findings
+
+
+async def test_pool_of_no_docker_network_is_deleted_by_repair(world: World, engine: FakeEngine) -> None:
+    await world.ipam.request_pool(im.RequestPoolRequest(Pool="10.8.0.0/24"))
+    engine.serve(world)
+    opts = dataclasses.replace(world.opts(), docker_socket=engine.sock)
+    _, done, after = await repair(opts, lambda: world.dp, world.kernel)
+    assert done[0] == "deleted pool local/10.8.0.0/24" and after.clean
 
 
 async def test_docker_unreachable_is_a_note_not_a_failure(world: World, tmp_path: Path) -> None:
