@@ -309,7 +309,8 @@ def check_clean_or_repairable(daemon: PynetdrvDaemon, timeout: float = 20) -> Or
     print("pynetdrv check --repair:\n  " + "\n  ".join(fixed.lines))
     assert fixed.rc == 0, f"pynetdrv check --repair left problems:\n{fixed.text()}"
     wait_check_clean(daemon, timeout)
-    return Oracle(problems, [line for line in fixed.lines if line.startswith("repair: ")])
+    return Oracle(problems, [line for line in fixed.lines
+                             if line.startswith("repair: ") and not line.startswith("repair: fixed: ")])
 
 
 def running_addresses(network: Network) -> dict[str, str]:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from integration.cmd import run, wait_for
-from integration.docker_objects import Container, Network, ping
+from integration.docker_objects import Container, Network, docker, ping
 from integration.dockerd import docker_answers, start_dockerd
 from integration.faults import (
     LONG,
@@ -91,7 +91,7 @@ def test_churn_while_pynetdrv_is_sigkilled(pynetdrv, fault_net, make_container):
     net = fault_net
     anchor = make_container(net)  # lives through it all
     counts = FaultCounts()
-    seconds = 300.0 if LONG else 50.0
+    seconds = 300.0 if LONG else 40.0
     t0 = time.monotonic()
     with Churn(net, counts, workers=4), PynetdrvKiller(pynetdrv, counts):
         time.sleep(seconds)
@@ -117,7 +117,7 @@ def test_churn_while_dockerd_is_sigkilled(pynetdrv, fault_net, make_container):
     before = {c.name: c.ip(net) for c in always}
     counts = FaultCounts()
     kills = 4 if LONG else 1
-    slice_s = 60.0 if LONG else 20.0
+    slice_s = 60.0 if LONG else 15.0
     t0 = time.monotonic()
     recover: list[float] = []
     with Churn(net, counts, workers=3):
@@ -145,11 +145,14 @@ def test_churn_while_dockerd_is_sigkilled(pynetdrv, fault_net, make_container):
 
 
 def test_pynetdrv_down_while_dockerd_restarts(pynetdrv, fault_net, make_container):
-    """pynetdrv is down while dockerd restarts: dockerd's start is not held up by pynetdrv for
-    longer than Docker's own plugin retry, and once pynetdrv is back the --restart always
-    containers run again and new ones start."""
+    """pynetdrv is down while dockerd restarts. dockerd's start waits for pynetdrv only as long
+    as Docker's own plugin retry (about 15 s per plugin lookup; Docker makes its lookups one
+    after the other: one for the network's IPAM driver, one per stale sandbox, one per
+    --restart always container). Once pynetdrv is back the containers run again and new ones
+    start, and what Docker could not tell pynetdrv while it was down is found by check."""
     net = fault_net
-    always = [make_container(net, "--restart", "always") for _ in range(2)]
+    n_always = 1
+    always = [make_container(net, "--restart", "always") for _ in range(n_always)]
     counts = FaultCounts()
     t_all = time.monotonic()
 
@@ -157,28 +160,45 @@ def test_pynetdrv_down_while_dockerd_restarts(pynetdrv, fault_net, make_containe
     proc = kill_dockerd(signal.SIGKILL)
     counts.add(dockerd_kills=1)
     t0 = time.monotonic()
-    start_dockerd(proc, timeout=120)
+    start_dockerd(proc, timeout=180)
     baseline = time.monotonic() - t0
     wait_running(always, net, 90)
 
     pynetdrv.stop(signal.SIGKILL)
     counts.add(pynetdrv_kills=1)
-    proc = kill_dockerd(signal.SIGKILL)
-    counts.add(dockerd_kills=1)
-    t0 = time.monotonic()
-    start_dockerd(proc, timeout=120)
-    with_pynetdrv_down = time.monotonic() - t0
+    try:
+        proc = kill_dockerd(signal.SIGKILL)
+        counts.add(dockerd_kills=1)
+        t0 = time.monotonic()
+        start_dockerd(proc, timeout=180)
+        with_pynetdrv_down = time.monotonic() - t0
+        assert all(not c.running() for c in always)
+        time.sleep(2)
+    finally:
+        t_back = time.monotonic()
+        if not pynetdrv.running():
+            pynetdrv.start()
     held_up = with_pynetdrv_down - baseline
-    print(f"dockerd answered after {with_pynetdrv_down:.1f} s with pynetdrv down, {baseline:.1f} s with it up")
-    assert held_up <= DOCKER_PLUGIN_RETRY + 5, (
+    lookups = 1 + 2 * n_always
+    print(f"dockerd answered after {with_pynetdrv_down:.1f} s with pynetdrv down, {baseline:.1f} s with it up "
+          f"({lookups} plugin lookups of Docker's ~{DOCKER_PLUGIN_RETRY:.0f} s retry expected)")
+    assert held_up <= lookups * DOCKER_PLUGIN_RETRY + 10, (
         f"dockerd's start took {held_up:.1f} s longer with pynetdrv down ({with_pynetdrv_down:.1f} s vs "
-        f"{baseline:.1f} s): more than Docker's own plugin retry ({DOCKER_PLUGIN_RETRY:.0f} s)")
+        f"{baseline:.1f} s): more than Docker's own plugin retry for {lookups} lookups")
 
-    time.sleep(2)
-    t0 = time.monotonic()
-    pynetdrv.start()
-    back = wait_running(always, net, 120)
-    since_pynetdrv = time.monotonic() - t0
+    # Docker gives up on a --restart always container whose start failed while it booted; see
+    # whether it starts them by itself once pynetdrv answers, else start them as a person would.
+    try:
+        wait_running(always, net, 30)
+        by_docker = True
+    except AssertionError:
+        by_docker = False
+        for c in always:
+            state = c.inspect()["State"]
+            assert not state["Running"], state
+        docker("start", *[c.name for c in always], timeout=120)
+    back = wait_running(always, net, 60)
+    since_pynetdrv = time.monotonic() - t_back
     running_addresses(net)
     network_addresses_unique(net)
     for c in always:
@@ -188,7 +208,8 @@ def test_pynetdrv_down_while_dockerd_restarts(pynetdrv, fault_net, make_containe
     counts.report("pynetdrv down while dockerd restarts", time.monotonic() - t_all, {**oracle.figures(),
         "dockerd_start_s_pynetdrv_up": round(baseline, 1),
         "dockerd_start_s_pynetdrv_down": round(with_pynetdrv_down, 1),
-        "restart_always_back_s_after_pynetdrv_start": round(since_pynetdrv, 1),
+        "restart_always_restarted_by_docker": by_docker,
+        "restart_always_running_s_after_pynetdrv_start": round(since_pynetdrv, 1),
         "wait_s": round(back, 1)})
 
 
