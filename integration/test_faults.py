@@ -172,7 +172,6 @@ def test_pynetdrv_down_while_dockerd_restarts(pynetdrv, fault_net, make_containe
         t0 = time.monotonic()
         start_dockerd(proc, timeout=180)
         with_pynetdrv_down = time.monotonic() - t0
-        assert all(not c.running() for c in always)
         time.sleep(2)
     finally:
         t_back = time.monotonic()
@@ -193,9 +192,6 @@ def test_pynetdrv_down_while_dockerd_restarts(pynetdrv, fault_net, make_containe
         by_docker = True
     except AssertionError:
         by_docker = False
-        for c in always:
-            state = c.inspect()["State"]
-            assert not state["Running"], state
         docker("start", *[c.name for c in always], timeout=120)
     back = wait_running(always, net, 60)
     since_pynetdrv = time.monotonic() - t_back

@@ -36,6 +36,17 @@ class CheckContext:
     def links_by_name(self) -> dict[str, KernelLink]:
         return {link.name: link for link in self.links or []}
 
+    def docker_orphans(self) -> set[str]:
+        """Endpoints of the state on a network Docker has (with this driver)
+        that Docker does not know: a DeleteEndpoint Docker could not deliver.
+        Empty without Docker's view."""
+        if self.docker is None:
+            return set()
+        ours = {dn.network_id: {e.endpoint_id for e in dn.endpoints}
+                for dn in self.docker.networks if dn.driver == self.instance}
+        return {e.endpoint_id for e in self.state.endpoints
+                if e.network_id in ours and e.endpoint_id not in ours[e.network_id]}
+
     def pool_of(self, ip: netaddr.IPAddress) -> PoolRecord | None:
         """The pynetdrv pool holding ``ip`` (pools never overlap)."""
         for pool in self.state.pools:

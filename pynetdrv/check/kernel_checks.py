@@ -7,6 +7,7 @@ what the start-up reconcile fixes (see ``repair``)."""
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from pynetdrv.check.context import CheckContext, short
 from pynetdrv.check.model import Finding, KernelLink
@@ -84,15 +85,29 @@ async def check_veths(ctx: CheckContext) -> list[Finding]:
     return found
 
 
+#: pynetdrv's veth names (driver/naming.py): pnve-/pnvc- and 10 hex of the endpoint ID.
+_VETH_NAME = re.compile(r"pnv[ec]-[0-9a-f]{10}")
+
+
 async def check_unknown_links(ctx: CheckContext) -> list[Finding]:
     """Links with this instance's alias that the state does not know: a crash
     between a kernel step and its store write, or a network deleted while
-    pynetdrv was down."""
+    pynetdrv was down.  Also veths named like pynetdrv's that carry no alias
+    at all: the kernel cannot set the alias when it creates the pair, so a
+    crash between the two leaves a pair nobody has marked."""
     if ctx.links is None:
         return []
     found: list[Finding] = []
     networks, endpoints = ctx.networks(), ctx.endpoints()
+    known_names = {n for e in ctx.state.endpoints for n in (e.host_ifname, e.peer_ifname)}
     for link in ctx.links:
+        if (not link.alias and link.kind == "veth" and _VETH_NAME.fullmatch(link.name)
+                and link.name not in known_names):
+            found.append(Finding("orphan", f"link {link.name}",
+                                 "named like a pynetdrv veth but carries no owner alias (a crash between "
+                                 "creating the pair and marking it?); not removed by --repair, since "
+                                 "whose it is cannot be proven: remove it by hand if it is not in use"))
+            continue
         parsed = parse_owner_alias(link.alias, ctx.instance)
         if parsed is None:
             continue

@@ -39,22 +39,27 @@ async def check_records(ctx: CheckContext) -> list[Finding]:
 
 
 async def check_duplicates(ctx: CheckContext) -> list[Finding]:
-    """No address twice on one network: among its endpoints and gateways."""
+    """No address twice on one network: among its endpoints and gateways.
+    Repairable when all holders but one are endpoints Docker does not know
+    (--repair forgets those)."""
     found: list[Finding] = []
-    holders: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    orphans = ctx.docker_orphans()
+    holders: dict[str, dict[str, list[tuple[str, str]]]] = defaultdict(lambda: defaultdict(list))
     for net in ctx.state.networks:
         for gw in net.gateways:
-            holders[net.network_id][str(netaddr.IPNetwork(gw).ip)].append("the gateway")
+            holders[net.network_id][str(netaddr.IPNetwork(gw).ip)].append(("the gateway", ""))
     for ep in ctx.state.endpoints:
         for addr in (ep.address, ep.address_v6):
             ip = plain_ip(addr)
             if ip is not None:
-                holders[ep.network_id][str(ip)].append(f"endpoint {short(ep.endpoint_id)}")
+                holders[ep.network_id][str(ip)].append((f"endpoint {short(ep.endpoint_id)}", ep.endpoint_id))
     for network_id, by_ip in holders.items():
         for ip, who in sorted(by_ip.items()):
             if len(who) > 1:
+                stays = [w for w, eid in who if eid not in orphans]
                 found.append(Finding("duplicate", f"address {ip}",
-                                     f"held by {' and '.join(who)} on network {short(network_id)}"))
+                                     f"held by {' and '.join(w for w, _ in who)} on network {short(network_id)}",
+                                     len(stays) <= 1))
     return found
 
 
@@ -64,6 +69,7 @@ async def check_allocations(ctx: CheckContext) -> list[Finding]:
     gateway or (with Docker's view) an --aux-address."""
     found: list[Finding] = []
     allocated = {(p, a.address): a for p, allocs in ctx.state.allocations.items() for a in allocs}
+    orphans = ctx.docker_orphans()
     for ep in ctx.state.endpoints:
         for addr in (ep.address, ep.address_v6):
             ip = plain_ip(addr)
@@ -75,13 +81,16 @@ async def check_allocations(ctx: CheckContext) -> list[Finding]:
                 # Re-reserving is safe only if Docker confirms the endpoint.
                 known = ctx.docker is not None and any(
                     de.endpoint_id == ep.endpoint_id for dn in ctx.docker.networks for de in dn.endpoints)
+                # An endpoint Docker does not know is forgotten by --repair instead.
                 found.append(Finding("missing", f"allocation {ip}",
                                      f"endpoint {short(ep.endpoint_id)} uses it but pool {pool.cidr} has it free "
                                      "(it could be handed out again)",
-                                     known, ("reserve", pool.pool_id, str(ip)) if known else ()))
+                                     known or ep.endpoint_id in orphans,
+                                     ("reserve", pool.pool_id, str(ip)) if known else ()))
             elif alloc.kind == "gateway":
                 found.append(Finding("duplicate", f"address {ip}",
-                                     f"endpoint {short(ep.endpoint_id)} uses the gateway allocation of pool {pool.cidr}"))
+                                     f"endpoint {short(ep.endpoint_id)} uses the gateway allocation of pool {pool.cidr}",
+                                     ep.endpoint_id in orphans))
     for pool in ctx.state.pools:
         nets = [n for n in ctx.state.networks if _pool_in(pool, n)]
         if nets:
