@@ -5,6 +5,7 @@ show them) and Docker (a DockerView, or a fake Engine API on a unix socket)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import sqlite3
 import subprocess
 import sys
@@ -580,3 +581,15 @@ async def test_missing_allocation_of_an_endpoint_docker_forgot(world: World, eng
     assert all(f.repairable for f in before.findings)
     assert f"forgot endpoint {EP1[:12]} unknown to Docker, removed veth pnve-c1c1c1c1c1" in done
     assert after.clean
+
+
+async def test_cli_repair_refuses_while_the_daemon_runs(world: World, tmp_path: Path) -> None:
+    held = StateLock(world.state)
+    held.acquire()
+    try:
+        out = _cli("--state", str(world.state), "--socket", str(tmp_path / "pnunit-x.sock"), "--no-docker", "--repair")
+    finally:
+        held.release()
+    assert out.returncode == 2, out
+    assert "Repair only runs while the daemon is stopped" in out.stderr
+    assert f"pid {os.getpid()}" in out.stderr
