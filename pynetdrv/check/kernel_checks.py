@@ -92,9 +92,9 @@ _VETH_NAME = re.compile(r"pnv[ec]-[0-9a-f]{10}")
 async def check_unknown_links(ctx: CheckContext) -> list[Finding]:
     """Links with this instance's alias that the state does not know: a crash
     between a kernel step and its store write, or a network deleted while
-    pynetdrv was down.  Also veths named like pynetdrv's that carry no alias
-    at all: the kernel cannot set the alias when it creates the pair, so a
-    crash between the two leaves a pair nobody has marked."""
+    pynetdrv was down.  Veths named like pynetdrv's that carry no alias at
+    all get a note: the kernel cannot set the alias when it creates the pair,
+    so a crash between the two leaves a pair nobody has marked."""
     if ctx.links is None:
         return []
     found: list[Finding] = []
@@ -103,10 +103,11 @@ async def check_unknown_links(ctx: CheckContext) -> list[Finding]:
     for link in ctx.links:
         if (not link.alias and link.kind == "veth" and _VETH_NAME.fullmatch(link.name)
                 and link.name not in known_names):
-            found.append(Finding("orphan", f"link {link.name}",
-                                 "named like a pynetdrv veth but carries no owner alias (a crash between "
-                                 "creating the pair and marking it?); not removed by --repair, since "
-                                 "whose it is cannot be proven: remove it by hand if it is not in use"))
+            # A note, not a finding: every pynetdrv instance on the host names
+            # its veths this way, so nothing proves this one is ours.
+            ctx.notes.append(f"link {link.name} is named like a pynetdrv veth but carries no owner alias "
+                             "(a crash between creating the pair and marking it?); it may belong to any "
+                             "pynetdrv instance, so --repair leaves it: remove it by hand if it is not in use")
             continue
         parsed = parse_owner_alias(link.alias, ctx.instance)
         if parsed is None:
