@@ -1,8 +1,10 @@
 """Fault injection against the real dockerd: pynetdrv SIGKILLed during container churn, dockerd
 SIGKILLed during churn, pynetdrv down while dockerd restarts, and a simulated host reboot.
 
-Every test ends with the oracle: `pynetdrv check` (state vs kernel vs Docker) clean, and no
-address held twice among running containers. Each prints a FAULT-FIGURES line (containers
+Every test ends with the oracle (faults.check_clean_or_repairable): `pynetdrv check` (state vs
+kernel vs Docker) clean - or, when Docker lost calls it resent with an empty body while pynetdrv
+restarted (moby/moby#39331), only findings `check --repair` fixes, and clean after one repair with
+the daemon stopped - and no address held twice among running containers. Each prints a FAULT-FIGURES line (containers
 started, kills injected, timings) for docs/reliability-faults.md.
 
 CI runs the short version (about a minute of churn per churn test); PYNETDRV_LONG=1 runs minutes.
