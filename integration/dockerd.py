@@ -15,7 +15,9 @@ from integration.processes import children_of, cmdline_of, pid_gone, proc_state
 
 def docker_answers(timeout: float = 10) -> bool:
     try:
-        return run([DOCKER, "info", "--format", "{{.ServerVersion}}"], check=False, timeout=timeout).ok
+        out = run([DOCKER, "info", "--format", "{{.ServerVersion}}"], check=False, timeout=timeout)
+        # Docker 26.1's client exits 0 with empty output when the daemon does not answer.
+        return out.ok and bool(out.strip())
     except CommandError:
         return False
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from pynetdrv import __version__
+from pynetdrv.check.docker_view import DEFAULT_DOCKER_SOCKET
 from pynetdrv.config import DEFAULT_POOLS_V4, DEFAULT_POOLS_V6, DEFAULT_SOCKET, DEFAULT_STATE, Config, DefaultPool
 from pynetdrv.errors import PynetdrvError
 from pynetdrv.lock import AlreadyRunning
@@ -33,6 +34,18 @@ def _parser() -> argparse.ArgumentParser:
                    f"(default {' and '.join(DEFAULT_POOLS_V4 + DEFAULT_POOLS_V6)})")
     st = sub.add_parser("status", help="show networks and pools in the state file (read-only)")
     st.add_argument("--state", type=Path, default=DEFAULT_STATE, help=f"SQLite state file (default {DEFAULT_STATE})")
+    c = sub.add_parser("check", help="compare the state file with the kernel and Docker; exit 0 only if all agree",
+                       description="Print every leak, orphan, duplicate or missing object, one a line. Read-only "
+                       "and safe while the daemon runs, unless --repair is given.")
+    c.add_argument("--state", type=Path, default=DEFAULT_STATE, help=f"SQLite state file (default {DEFAULT_STATE})")
+    c.add_argument("--socket", type=Path, default=DEFAULT_SOCKET,
+                   help=f"the daemon's plugin socket; its name is the driver name checked (default {DEFAULT_SOCKET})")
+    c.add_argument("--docker-socket", type=Path, default=DEFAULT_DOCKER_SOCKET,
+                   help=f"Docker Engine API socket (default {DEFAULT_DOCKER_SOCKET})")
+    c.add_argument("--no-docker", action="store_true", help="do not compare with Docker")
+    c.add_argument("--repair", action="store_true",
+                   help="fix what is safe (missing bridges/veths, orphan links with our alias); "
+                   "only while the daemon is stopped (takes the state lock)")
     return p
 
 
@@ -59,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "status":
         return _status_command(args.state)
+    if args.command == "check":
+        from pynetdrv.check.cli import check_command
+
+        return check_command(args)
     return _serve_command(args)
 
 

@@ -1,0 +1,48 @@
+"""``pynetdrv check``: compare the state file with the kernel and with Docker.
+
+The comparison is a list of checker functions (``CHECKERS``), each taking a
+``CheckContext`` and returning ``Finding``s.  Sections:
+
+- ``STATE_CHECKERS``: the state against itself (``state_checks``);
+- ``KERNEL_CHECKERS``: the kernel's links against the state (``kernel_checks``).
+  The firewall section goes here: a ``async def check_firewall(ctx)`` that
+  renders the expected rules from ``ctx.state`` and compares them with what
+  ``iptables-save`` prints in ``ctx.netns``, appended to this list;
+- ``DOCKER_CHECKERS``: Docker's view against the state (``docker_checks``),
+  skipped when Docker cannot be reached.
+"""
+
+from __future__ import annotations
+
+from pynetdrv.check.context import CheckContext, Checker
+from pynetdrv.check.docker_checks import check_docker_endpoints, check_docker_networks
+from pynetdrv.check.kernel_checks import check_bridges, check_unknown_links, check_veths
+from pynetdrv.check.model import Finding
+from pynetdrv.check.state_checks import check_allocations, check_duplicates, check_records
+
+STATE_CHECKERS: list[Checker] = [check_records, check_duplicates, check_allocations]
+KERNEL_CHECKERS: list[Checker] = [check_bridges, check_veths, check_unknown_links]
+DOCKER_CHECKERS: list[Checker] = [check_docker_networks, check_docker_endpoints]
+
+
+def all_checkers() -> list[Checker]:
+    return [*STATE_CHECKERS, *KERNEL_CHECKERS, *DOCKER_CHECKERS]
+
+
+async def run_checks(ctx: CheckContext, checkers: list[Checker] | None = None) -> list[Finding]:
+    findings: list[Finding] = []
+    for checker in all_checkers() if checkers is None else checkers:
+        findings += await checker(ctx)
+    return findings
+
+
+__all__ = [
+    "DOCKER_CHECKERS",
+    "KERNEL_CHECKERS",
+    "STATE_CHECKERS",
+    "CheckContext",
+    "Checker",
+    "Finding",
+    "all_checkers",
+    "run_checks",
+]

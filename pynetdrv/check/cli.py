@@ -1,0 +1,53 @@
+"""``pynetdrv check [--repair]`` for the command line: exit 0 when all agree,
+1 when something disagrees, 2 when the check could not run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import sys
+
+from pynetdrv.check.command import CheckOptions, RepairRefused, check, render, repair, state_error
+from pynetdrv.config import Config
+from pynetdrv.dataplane.base import Dataplane
+
+
+def check_command(args: argparse.Namespace) -> int:
+    instance = Config(socket=args.socket).instance
+    opts = CheckOptions(state=args.state, instance=instance, docker_socket=None if args.no_docker else args.docker_socket)
+    try:
+        if args.repair:
+            return _repair(opts)
+        result = asyncio.run(check(opts))
+    except (FileNotFoundError, sqlite3.Error) as e:
+        print(state_error(args.state, e), file=sys.stderr)
+        return 2
+    print("\n".join(render(result)))
+    return 0 if result.clean else 1
+
+
+def _repair(opts: CheckOptions) -> int:
+    def dataplane() -> Dataplane:
+        # The daemon's own dataplane (netlink + firewall), so repair does
+        # exactly what its start-up reconcile would.
+        from pynetdrv.server import _default_dataplane
+
+        return _default_dataplane(opts.instance)
+
+    try:
+        before, done, after = asyncio.run(repair(opts, dataplane))
+    except RepairRefused as e:
+        print(f"pynetdrv check --repair: {e}. Repair only runs while the daemon is stopped "
+              "(restarting the daemon also repairs: its start-up reconcile does the same)", file=sys.stderr)
+        return 2
+    if not done:
+        print("\n".join(render(before)))
+        print("pynetdrv check --repair: nothing repairable, nothing changed")
+        return 0 if before.clean else 1
+    print("before:")
+    print("\n".join(f"  {line}" for line in render(before)))
+    print("\n".join(f"repair: {line}" for line in done))
+    print("after:")
+    print("\n".join(render(after)))
+    return 0 if after.clean else 1
