@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--docker-socket", type=Path, default=DEFAULT_DOCKER_SOCKET,
                    help=f"Docker Engine API socket (default {DEFAULT_DOCKER_SOCKET})")
     c.add_argument("--no-docker", action="store_true", help="do not compare with Docker")
+    c.add_argument("--no-firewall", action="store_true", help="do not compare (or repair) the iptables rules")
     c.add_argument("--repair", action="store_true",
                    help="fix what is safe (missing bridges/veths, orphan links with our alias); "
                    "only while the daemon is stopped (takes the state lock)")

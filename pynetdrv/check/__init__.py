@@ -5,9 +5,8 @@ The comparison is a list of checker functions (``CHECKERS``), each taking a
 
 - ``STATE_CHECKERS``: the state against itself (``state_checks``);
 - ``KERNEL_CHECKERS``: the kernel's links against the state (``kernel_checks``).
-  The firewall section goes here: a ``async def check_firewall(ctx)`` that
-  renders the expected rules from ``ctx.state`` and compares them with what
-  ``iptables-save`` prints in ``ctx.netns``, appended to this list;
+  ``check_firewall`` compares this instance's iptables rules with the render
+  of the state (the daemon's own ``Firewall.drift``);
 - ``DOCKER_CHECKERS``: Docker's view against the state (``docker_checks``),
   skipped when Docker cannot be reached.
 """
@@ -16,12 +15,12 @@ from __future__ import annotations
 
 from pynetdrv.check.context import CheckContext, Checker
 from pynetdrv.check.docker_checks import check_docker_endpoints, check_docker_networks
-from pynetdrv.check.kernel_checks import check_bridges, check_unknown_links, check_veths
+from pynetdrv.check.kernel_checks import check_bridges, check_firewall, check_unknown_links, check_veths
 from pynetdrv.check.model import Finding
 from pynetdrv.check.state_checks import check_allocations, check_duplicates, check_records
 
 STATE_CHECKERS: list[Checker] = [check_records, check_duplicates, check_allocations]
-KERNEL_CHECKERS: list[Checker] = [check_bridges, check_veths, check_unknown_links]
+KERNEL_CHECKERS: list[Checker] = [check_bridges, check_veths, check_unknown_links, check_firewall]
 DOCKER_CHECKERS: list[Checker] = [check_docker_networks, check_docker_endpoints]
 
 

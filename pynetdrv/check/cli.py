@@ -15,7 +15,10 @@ from pynetdrv.dataplane.base import Dataplane
 
 def check_command(args: argparse.Namespace) -> int:
     instance = Config(socket=args.socket).instance
-    opts = CheckOptions(state=args.state, instance=instance, docker_socket=None if args.no_docker else args.docker_socket)
+    from pynetdrv.firewall.iptables import IptablesFirewall
+
+    opts = CheckOptions(state=args.state, instance=instance, docker_socket=None if args.no_docker else args.docker_socket,
+                        firewall=None if args.no_firewall else IptablesFirewall(instance=instance))
     try:
         if args.repair:
             return _repair(opts)
@@ -29,11 +32,11 @@ def check_command(args: argparse.Namespace) -> int:
 
 def _repair(opts: CheckOptions) -> int:
     def dataplane() -> Dataplane:
-        # The daemon's own dataplane (netlink + firewall), so repair does
-        # exactly what its start-up reconcile would.
-        from pynetdrv.server import _default_dataplane
+        # The daemon's own dataplane, so repair does exactly what its
+        # start-up reconcile would (the firewall comes with opts).
+        from pynetdrv.dataplane.netlink import NetlinkDataplane
 
-        return _default_dataplane(opts.instance)
+        return NetlinkDataplane(instance=opts.instance)
 
     try:
         before, done, after = asyncio.run(repair(opts, dataplane))

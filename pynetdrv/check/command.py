@@ -16,7 +16,9 @@ from pynetdrv.check.kernel import KernelView, NetlinkKernelView
 from pynetdrv.check.model import Finding
 from pynetdrv.check.state import read_state
 from pynetdrv.dataplane.base import Dataplane, DataplaneError
+from pynetdrv.driver.external import External
 from pynetdrv.errors import PynetdrvError
+from pynetdrv.firewall.base import Firewall
 from pynetdrv.lock import AlreadyRunning, StateLock
 from pynetdrv.reconcile import reconcile
 from pynetdrv.store.base import Store
@@ -29,6 +31,8 @@ class CheckOptions:
     #: None: do not ask Docker.
     docker_socket: Path | None
     netns: str | None = None
+    #: Compare (and repair) the firewall; None: not compared.
+    firewall: Firewall | None = None
 
 
 @dataclass
@@ -43,8 +47,11 @@ class CheckResult:
 
 async def gather(opts: CheckOptions, kernel: KernelView | None = None) -> CheckContext:
     """Raises FileNotFoundError / sqlite3.Error if the state cannot be read."""
-    ctx = CheckContext(state=read_state(opts.state), instance=opts.instance, netns=opts.netns)
+    ctx = CheckContext(state=read_state(opts.state), instance=opts.instance, netns=opts.netns,
+                       firewall=opts.firewall)
     ctx.links = await (kernel or NetlinkKernelView(opts.netns)).links()
+    if opts.firewall is None:
+        ctx.notes.append("firewall not compared (--no-firewall)")
     if opts.docker_socket is None:
         ctx.notes.append("Docker not compared (--no-docker)")
     else:
@@ -119,7 +126,13 @@ async def repair(
         try:
             await store.open()
             done += await _apply(store, dataplane, before.findings, "forget_endpoint")
-            report = await reconcile(store, dataplane)
+            external = None
+            if opts.firewall is not None:
+                from pynetdrv.ports.reserver import SocketReserver
+
+                # Held only while repair runs: the daemon takes them again at start.
+                external = External(store, opts.firewall, SocketReserver(opts.netns))
+            report = await reconcile(store, dataplane, external)
             done += [f"forgot dead endpoint {eid[:12]} (its veth died with its container)"
                      for eid in report.endpoints_forgotten]
             done += [f"failed: {e}" for e in report.errors]

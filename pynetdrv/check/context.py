@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import netaddr
 
 from pynetdrv.check.model import DockerView, Finding, KernelLink, StateSnapshot
+from pynetdrv.firewall.base import Firewall
 from pynetdrv.store.base import EndpointRecord, NetworkRecord, PoolRecord
 
 
@@ -23,6 +24,8 @@ class CheckContext:
     #: Network namespace the kernel was read in (None = this process's), for
     #: checkers that read more of it themselves (the firewall's rules).
     netns: str | None = None
+    #: The firewall to compare with the state (None: not compared).
+    firewall: Firewall | None = None
     #: Things worth saying that are not problems (e.g. what could not be compared).
     notes: list[str] = field(default_factory=list)
 

@@ -12,7 +12,23 @@ import re
 from pynetdrv.check.context import CheckContext, short
 from pynetdrv.check.model import Finding, KernelLink
 from pynetdrv.dataplane.base import owner_alias, parse_owner_alias
+from pynetdrv.driver.external import firewall_state
+from pynetdrv.firewall.base import FirewallError
 from pynetdrv.store.base import NetworkRecord
+
+
+async def check_firewall(ctx: CheckContext) -> list[Finding]:
+    """This instance's iptables rules against what the state needs (the same
+    render the daemon applies): a flushed chain, a lost jump, a stray rule."""
+    if ctx.firewall is None:
+        return []
+    state = firewall_state(list(ctx.state.networks), list(ctx.state.endpoints))
+    try:
+        drift = await ctx.firewall.drift(state)
+    except FirewallError as e:
+        ctx.notes.append(f"firewall not compared: {e}")
+        return []
+    return [Finding("mismatch", "firewall", line, True) for line in drift]
 
 
 async def check_bridges(ctx: CheckContext) -> list[Finding]:

@@ -20,7 +20,6 @@ from pynetdrv.check.command import CheckOptions, check, repair
 from pynetdrv.check.kernel import NetlinkKernelView
 from pynetdrv.config import Config
 from pynetdrv.dataplane.base import Dataplane, owner_alias
-from pynetdrv.dataplane.firewall import IptablesFirewall
 from pynetdrv.dataplane.netlink import NetlinkDataplane
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.ipam.service import IpamService
@@ -39,7 +38,7 @@ class Setup:
     nsname: str
 
     def dataplane(self) -> Dataplane:
-        return NetlinkDataplane(netns=self.nsname, firewall=IptablesFirewall(netns=self.nsname))
+        return NetlinkDataplane(netns=self.nsname)
 
     async def lines(self) -> list[str]:
         return [f.line() for f in (await check(self.opts, self.view)).findings]
@@ -51,7 +50,7 @@ async def setup(nsname: str, tmp_path: Path) -> AsyncIterator[Setup]:
     state = tmp_path / "state.db"
     store = SQLiteStore(state)
     await store.open()
-    dp = NetlinkDataplane(netns=nsname, firewall=IptablesFirewall(netns=nsname))
+    dp = NetlinkDataplane(netns=nsname)
     try:
         ipam = IpamService(store, Config(), dp.host_routes)
         svc = NetworkService(store, dp)

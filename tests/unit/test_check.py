@@ -522,7 +522,8 @@ async def test_cli_on_a_state_with_problems(tmp_path: Path) -> None:
         await store.close()
     # A socket name no daemon uses: no link on this host carries its alias.
     sock = tmp_path / f"pnunit-{tmp_path.name[-6:]}.sock"
-    out = _cli("--state", str(state), "--socket", str(sock), "--no-docker")
+    # The firewall is compared over the Firewall seam above and in the netns tests.
+    out = _cli("--state", str(state), "--socket", str(sock), "--no-docker", "--no-firewall")
     assert out.returncode == 1, out
     lines = out.stdout.splitlines()
     assert f"missing bridge pnbr-unittest: network {NET[:12]} has no bridge" in lines
@@ -593,3 +594,22 @@ async def test_cli_repair_refuses_while_the_daemon_runs(world: World, tmp_path: 
     assert out.returncode == 2, out
     assert "Repair only runs while the daemon is stopped" in out.stderr
     assert f"pid {os.getpid()}" in out.stderr
+
+
+async def test_firewall_checker_reports_drift_and_is_quiet_when_rules_agree() -> None:
+    from pynetdrv.check.context import CheckContext
+    from pynetdrv.check.kernel_checks import check_firewall
+    from pynetdrv.check.model import StateSnapshot
+    from pynetdrv.driver.external import firewall_state
+    from pynetdrv.firewall.fake import FakeFirewall
+    from pynetdrv.store.base import NetworkRecord
+
+    net = NetworkRecord(network_id="ab" * 32, bridge="pnbr-ababababab", mac="02:00:00:00:00:01", mtu=None,
+                        pools=("10.9.0.0/24",))
+    fw = FakeFirewall()
+    ctx = CheckContext(state=StateSnapshot(networks=(net,)), instance="pynetdrv", firewall=fw)
+    (finding,) = await check_firewall(ctx)
+    assert (finding.kind, finding.subject, finding.repairable) == ("mismatch", "firewall", True)
+    await fw.apply(firewall_state([net], []))
+    assert await check_firewall(ctx) == []
+    assert await check_firewall(CheckContext(state=ctx.state, instance="pynetdrv")) == []  # not compared
