@@ -15,6 +15,7 @@ removes the first one's links as "unknown".
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -25,6 +26,16 @@ LinkKind = Literal["bridge", "veth"]
 def owner_alias(kind: LinkKind, object_id: str, instance: str = DEFAULT_INSTANCE) -> str:
     """The IFLA_IFALIAS value that marks a link as created by pynetdrv."""
     return f"{instance}:{kind}:{object_id}"
+
+
+def birth_mac(instance: str, ifname: str) -> str:
+    """The MAC a link of ours has from the moment it is created, before its
+    alias can be set (the kernel ignores an alias given with RTM_NEWLINK): a
+    crash between the two steps leaves a link that is still provably ours, so
+    reconcile removes it instead of leaving an unmarked leftover.  Locally
+    administered unicast, derived from the instance and the name."""
+    digest = hashlib.sha256(f"pynetdrv-birth\0{instance}\0{ifname}".encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02 | (digest[0] & 0xFC), *digest[1:6]))
 
 
 def parse_owner_alias(alias: str | None, instance: str = DEFAULT_INSTANCE) -> tuple[LinkKind, str] | None:

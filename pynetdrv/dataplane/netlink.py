@@ -33,6 +33,7 @@ from .base import (
     ForeignLinkError,
     OwnedLink,
     VethSpec,
+    birth_mac,
     owner_alias,
     parse_owner_alias,
 )
@@ -149,7 +150,17 @@ class NetlinkDataplane:
             parsed = parse_owner_alias(_alias(link), self._instance)
             if parsed is not None:
                 owned.append(OwnedLink(link.get("ifname"), parsed[0], parsed[1]))
+            elif self._unmarked_ours(link) and _kind(link) in ("bridge", "veth"):
+                # Created, then the daemon died before the alias: no object
+                # id, so reconcile sees it as unknown and removes it.
+                owned.append(OwnedLink(link.get("ifname"), _kind(link), ""))  # type: ignore[arg-type]
         return owned
+
+    def _unmarked_ours(self, link: Msg) -> bool:
+        """No alias yet, but born ours (see base.birth_mac)."""
+        name = link.get("ifname")
+        return _alias(link) is None and bool(name) and (
+            str(link.get("address", "")).lower() == birth_mac(self._instance, name))
 
     async def link_in_use(self, name: str) -> bool:
         link = await self._get(name)
@@ -205,7 +216,7 @@ class NetlinkDataplane:
         link = await self._get(name)
         if link is None:
             log.debug("%s %s already gone", what, name)
-        elif _alias(link) != alias:
+        elif _alias(link) != alias and not self._unmarked_ours(link):
             # Same name, not ours (or another object's): never delete it.
             log.warning("not removing link %s: it is not pynetdrv's %s", name, alias)
         else:
@@ -225,10 +236,12 @@ class NetlinkDataplane:
     async def _claim_bridge(self, spec: BridgeSpec) -> Msg:
         """The bridge link, created if missing; refuses links not ours."""
         alias = owner_alias("bridge", spec.network_id, self._instance)
+        await self._drop_unmarked(spec.name)
         if await self._get(spec.name) is None and await self._add_bridge(spec):
             # Alias right after creation: from now on the link is claimed.
             new = await self._must_get(spec.name, "read new bridge")
             await self._set(new, spec.name, "set alias", ifalias=alias)
+            # The birth MAC gives way to the network's own (ensure_bridge).
         link = await self._must_get(spec.name, "read bridge")
         if _alias(link) != alias:
             raise _foreign(spec.name, "network", spec.network_id)
@@ -240,9 +253,10 @@ class NetlinkDataplane:
         """Create the bridge; False if someone created the name first."""
         log.debug("create bridge %s", spec.name)
         ipr = await self._ipr()
-        # MAC given at creation: a bridge otherwise takes its lowest port's
-        # MAC, which changes as containers come and go.
-        attrs: dict[str, Any] = {"address": spec.mac}
+        # MAC given at creation (a bridge otherwise takes its lowest port's
+        # MAC, which changes as containers come and go): the birth mark
+        # until the alias is set, then the network's own.
+        attrs: dict[str, Any] = {"address": birth_mac(self._instance, spec.name)}
         if spec.mtu is not None:
             attrs["mtu"] = spec.mtu
         try:
@@ -302,6 +316,7 @@ class NetlinkDataplane:
 
     async def ensure_veth(self, spec: VethSpec) -> None:
         alias = owner_alias("veth", spec.endpoint_id, self._instance)
+        await self._drop_unmarked(spec.host_name)
         host = await self._get(spec.host_name)
         if host is not None:
             if _alias(host) != alias:
@@ -318,6 +333,14 @@ class NetlinkDataplane:
             await self._undo_veth(spec.host_name)
             raise
 
+    async def _drop_unmarked(self, name: str) -> None:
+        """A link of ours left half-made by a crash (born, never aliased):
+        remove it, so the step that made it can start over."""
+        link = await self._get(name)
+        if link is not None and self._unmarked_ours(link):
+            log.info("removing %s: created by an earlier run that died before marking it", name)
+            await self._delete(link, name, "delete unmarked leftover")
+
     async def _free_peer_name(self, spec: VethSpec, alias: str) -> None:
         peer = await self._get(spec.peer_name)
         if peer is None:
@@ -333,8 +356,9 @@ class NetlinkDataplane:
         mtu = {"mtu": spec.mtu} if spec.mtu is not None else {}
         # The peer's MTU must be in the peer dict: the outer one is host-only.
         peer = {"ifname": spec.peer_name, "address": spec.mac, **mtu}
+        born = birth_mac(self._instance, spec.host_name)
         with _step("create veth", spec.host_name):
-            await ipr.link("add", ifname=spec.host_name, kind="veth", peer=peer, **mtu)
+            await ipr.link("add", ifname=spec.host_name, kind="veth", peer=peer, address=born, **mtu)
 
     async def _configure_new_veth(self, spec: VethSpec, alias: str) -> None:
         # Aliases are not applied by "add"; both ends carry one so a peer

@@ -66,3 +66,37 @@ async def test_reconcile_rebuilds_and_prunes(nsname: str, kernel: AsyncIPRoute, 
     finally:
         await dp.close()
         await store.close()
+
+
+async def test_links_left_unmarked_by_a_crash_are_recognised_and_removed(
+        nsname: str, kernel: AsyncIPRoute, tmp_path: Path) -> None:
+    """The kernel takes no alias with RTM_NEWLINK, so a link is created, then marked. A
+    SIGKILL in between used to leave an unmarked link nobody would remove; the birth MAC
+    proves it is ours."""
+    from pynetdrv.dataplane.base import BridgeSpec, VethSpec, birth_mac
+
+    await kernel.link("add", ifname="pnve-halfmade0", kind="veth", peer={"ifname": "pnvc-halfmade0"},
+                      address=birth_mac("pynetdrv", "pnve-halfmade0"))
+    await kernel.link("add", ifname="pnbr-halfmade0", kind="bridge", address=birth_mac("pynetdrv", "pnbr-halfmade0"))
+    await kernel.link("add", ifname="pnve-foreign00", kind="veth", peer={"ifname": "pnvc-foreign00"})
+    store = SQLiteStore(tmp_path / "state.db")
+    await store.open()
+    dp = NetlinkDataplane(netns=nsname)
+    try:
+        report = await reconcile(store, dp)
+        assert sorted(report.links_removed) == ["pnbr-halfmade0", "pnve-halfmade0"]
+        names = await _names(kernel)
+        assert {"pnve-halfmade0", "pnvc-halfmade0", "pnbr-halfmade0"}.isdisjoint(names)
+        assert "pnve-foreign00" in names, "an unmarked link with any other MAC is not ours"
+        # A retried step finds its own half-made link and starts over instead of a Conflict.
+        await kernel.link("add", ifname="pnbr-retry0000", kind="bridge", address=birth_mac("pynetdrv", "pnbr-retry0000"))
+        await dp.ensure_bridge(BridgeSpec("pnbr-retry0000", "e" * 64, "02:42:0a:00:00:01", None))
+        await kernel.link("add", ifname="pnve-retry0000", kind="veth", peer={"ifname": "pnvc-retry0000"},
+                          address=birth_mac("pynetdrv", "pnve-retry0000"))
+        await dp.ensure_veth(VethSpec("pnve-retry0000", "pnvc-retry0000", "pnbr-retry0000", "f" * 64,
+                                      "02:42:0a:00:00:02", None))
+        owned = {link.name: link.object_id for link in await dp.owned_links()}
+        assert owned == {"pnbr-retry0000": "e" * 64, "pnve-retry0000": "f" * 64, "pnvc-retry0000": "f" * 64}
+    finally:
+        await dp.close()
+        await store.close()
