@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     raw: dict[str, Any] = {}
     errors: dict[str, str] = {}
     durations: dict[str, float] = {}
+    loads: dict[str, float] = {}  # 1-minute load average as each benchmark starts: how busy the machine was
     docker_version = None
     for ns in netns.leftovers():
         subprocess.run(["ip", "netns", "del", ns], check=False)
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in [b for b in selected if b in NETNS_BENCHES]:
         print(f"==> bench: {name}", flush=True)
         t0 = time.monotonic()
+        loads[name] = os.getloadavg()[0]
         try:
             record(name, run_netns_bench(name, args.quick, args.profile))
         except Exception as e:  # noqa: BLE001 - one failing benchmark must not hide the others
@@ -112,10 +114,12 @@ def main(argv: list[str] | None = None) -> int:
 
     docker_selected = [b for b in selected if b in DOCKER_BENCHES]
     if docker_selected:
+        loads["dockerd"] = os.getloadavg()[0]
         docker_version = _run_docker_benches(docker_selected, args, record, errors, durations)
 
     meta = _meta(args, docker_version)
     meta["seconds_per_benchmark"] = {k: round(v, 1) for k, v in durations.items()}
+    meta["load_average_at_start"] = {k: round(v, 2) for k, v in loads.items()}
     print()
     print(table(figures, errors))
     write_json(out / ("results-quick.json" if args.quick and not args.out else "results.json"), meta, figures, raw, errors)

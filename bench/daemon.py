@@ -13,8 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 PLUGIN_CONTENT = "application/vnd.docker.plugins.v1.2+json"
 
 
@@ -23,24 +21,45 @@ class PluginError(RuntimeError):
 
 
 class PluginClient:
-    """Async plugin-protocol client on one unix socket (a pool of keep-alive connections)."""
+    """Async plugin-protocol client on one unix socket: HTTP/1.1 POSTs on a pool of keep-alive
+    connections, as dockerd's Go client does.  Hand-written on asyncio streams so that the client's
+    own cost stays small next to the daemon's (aiohttp's client costs about as much per call as the
+    server does, which would hide half of what we measure)."""
 
     def __init__(self, socket_path: Path, connections: int = 32) -> None:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.UnixConnector(path=str(socket_path), limit=connections),
-            timeout=aiohttp.ClientTimeout(total=60),
-        )
+        self._path = str(socket_path)
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._slots = asyncio.Semaphore(connections)
 
     async def call(self, path: str, body: dict[str, Any] | None = None) -> Any:
         data = b"" if body is None else json.dumps(body).encode()
-        async with self._session.post(f"http://plugin/{path}", data=data, headers={"Accept": PLUGIN_CONTENT}) as r:
-            text = await r.text()
-            if r.status != 200:
-                raise PluginError(f"{path} -> {r.status}: {text.strip()}")
-            return json.loads(text) if text.strip() else {}
+        head = (f"POST /{path} HTTP/1.1\r\nHost: plugin\r\nAccept: {PLUGIN_CONTENT}\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n").encode()
+        async with self._slots:
+            conn = self._idle.pop() if self._idle else await asyncio.open_unix_connection(self._path)
+            reader, writer = conn
+            try:
+                writer.write(head + data)
+                status_line = await reader.readuntil(b"\r\n")
+                length = 0
+                while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                text = (await reader.readexactly(length)).decode()
+            except BaseException:
+                writer.close()
+                raise
+            self._idle.append(conn)
+        status = int(status_line.split()[1])
+        if status != 200:
+            raise PluginError(f"{path} -> {status}: {text.strip()}")
+        return json.loads(text) if text.strip() else {}
 
     async def close(self) -> None:
-        await self._session.close()
+        while self._idle:
+            _, writer = self._idle.pop()
+            writer.close()
 
 
 def activates(socket_path: Path) -> bool:
