@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import signal
 import subprocess
@@ -143,6 +144,15 @@ class Daemon:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         raise RuntimeError("no VmRSS for the daemon")
+
+    def cpu_times(self) -> tuple[float, float]:
+        """(user, system) CPU seconds the daemon has used so far, all threads."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
+
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_times())
 
     def log_tail(self, n: int = 2000) -> str:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -62,6 +63,15 @@ async def bench_lifecycle(daemon: Daemon, client: PluginClient, quick: bool, wor
         calls = flows.CallTimes()
         times = await run_interleaved_async(
             {"api": lambda: flows.api_lifecycle(client, net, calls), "bare": bare.lifecycle}, rounds, warmup=3)
+        (u0, s0), n_cpu = daemon.cpu_times(), 50
+        await _repeat(lambda: flows.api_lifecycle(client, net), n_cpu)
+        u1, s1 = daemon.cpu_times()
+        cpu_user, cpu_sys = (u1 - u0) / n_cpu, (s1 - s0) / n_cpu
+        cpu_per_lifecycle = cpu_user + cpu_sys
+        b0 = os.times()
+        await _repeat(bare.lifecycle, n_cpu)
+        b1 = os.times()
+        bare_user, bare_sys = (b1.user - b0.user) / n_cpu, (b1.system - b0.system) / n_cpu
         noop = await run_interleaved_async({"noop": lambda: flows.plugin_noop(client)}, rounds * 3, warmup=5)
 
         async def throughput(kind: str, conc: int) -> float:
@@ -89,6 +99,9 @@ async def bench_lifecycle(daemon: Daemon, client: PluginClient, quick: bool, wor
                f"API {mm(times['api'], 1e3, 'ms')} vs bare {mm(times['bare'], 1e3, 'ms')}"),
         Figure("lifecycle", "per call median (ms)", sum(statistics.median(v) for v in calls.by_call.values()) * 1e3,
                "ms", detail=call_detail),
+        Figure("lifecycle", "daemon CPU per lifecycle", cpu_per_lifecycle * 1e3, "ms",
+               detail=f"user {cpu_user * 1e3:.1f} + system {cpu_sys * 1e3:.1f} ms (50 sequential lifecycles); "
+               f"bare: user {bare_user * 1e3:.1f} + system {bare_sys * 1e3:.1f} ms"),
         Figure("lifecycle", "HTTP round trip (Plugin.Activate)", statistics.median(noop["noop"]) * 1e3, "ms",
                detail=mm(noop["noop"], 1e3, "ms")),
         Figure("lifecycle", f"API throughput c={top} / c=1", api_med[top] / api_med[1], "x", ">=", 1.0,
@@ -96,7 +109,8 @@ async def bench_lifecycle(daemon: Daemon, client: PluginClient, quick: bool, wor
         Figure("lifecycle", f"bare throughput c={top} / c=1", bare_med[top] / bare_med[1], "x",
                detail="bare lifecycles/s " + ", ".join(f"c{c} {v:.0f}" for c, v in bare_med.items())),
     ]
-    raw = {"c1_seconds": times, "per_call_seconds": calls.by_call, "noop_seconds": noop["noop"],
+    raw = {"c1_seconds": times, "per_call_seconds": calls.by_call, "noop_seconds": noop["noop"], "daemon_cpu_seconds_per_lifecycle": {"user": cpu_user, "system": cpu_sys},
+           "bare_cpu_seconds_per_lifecycle": {"user": bare_user, "system": bare_sys},
            "throughput_per_s": {k: {str(c): v for c, v in d.items()} for k, d in thr.items()}, "profile": prof}
     return figures, raw
 
@@ -149,19 +163,22 @@ async def bench_ipam(daemon: Daemon, client: PluginClient, quick: bool, workdir:
     raw: dict[str, Any] = {}
     for label, subnet, conc in cases:
         pool = await client.call("IpamDriver.RequestPool", {"AddressSpace": "local", "Pool": subnet, "Options": {}})
+        cpu0 = daemon.cpu_seconds()
         res = await fill(client, pool["PoolID"], count, conc)
+        cpu_per = (daemon.cpu_seconds() - cpu0) / res["count"]
         rate = res["count"] / res["elapsed"]
         wr = window_ratio(res["per_op"], window)
         full = "" if label.startswith("v6") else (", then refused" if res["refused_when_full"] else ", NOT refused when full")
         figures += [
             Figure("ipam", f"{label} rate ({subnet})", rate, "addr/s", ">=" if conc == 1 else None,
                    5000 if conc == 1 else None,
-                   f"{res['count']} addresses in {res['elapsed']:.1f} s, latency {mm(res['latencies'], 1e3, 'ms')}{full}"),
+                   f"{res['count']} addresses in {res['elapsed']:.1f} s, latency {mm(res['latencies'], 1e3, 'ms')}{full}, "
+                   f"daemon CPU {cpu_per * 1e3:.2f} ms/address"),
             Figure("ipam", f"{label} last/first {window}", wr, "x", "<=", 1.2),
             Figure("ipam", f"{label} duplicates", res["duplicates"], "", "<=", 0),
         ]
         raw[label] = {"subnet": subnet, "concurrency": conc, "rate": rate, "window_ratio": wr,
-                      "duplicates": res["duplicates"], "refused_when_full": res["refused_when_full"],
+                      "duplicates": res["duplicates"], "daemon_cpu_seconds_per_address": cpu_per, "refused_when_full": res["refused_when_full"],
                       "per_op_seconds": res["per_op"]}
         if not label.startswith("v6") and not res["refused_when_full"]:
             figures.append(Figure("ipam", f"{label} refused when full", 0, "", ">=", 1))
