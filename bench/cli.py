@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import netns
-from bench.report import Figure, table, write_json
+from bench.report import Figure, markdown, table, write_json
 
 REPO = Path(__file__).resolve().parent.parent
 NETNS_BENCHES = ("lifecycle", "ipam", "scale", "coldstart")
@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     meta["load_average_at_start"] = {k: round(v, 2) for k, v in loads.items()}
     print()
     print(table(figures, errors))
-    write_json(out / ("results-quick.json" if args.quick and not args.out else "results.json"), meta, figures, raw, errors)
+    write_json(out / "results.json", meta, figures, raw, errors)
+    (out / "results.md").write_text(markdown(meta, figures, errors))
     try:
         from bench.plots import plot_all
 

@@ -48,7 +48,7 @@ def _mm(samples: list[float], scale: float, unit: str) -> str:
 def bench_container_start(nets: dict[str, str], quick: bool) -> tuple[list[Figure], dict[str, Any]]:
     rounds = 6 if quick else 30
 
-    def run(net: str) -> Callable[[], None]:
+    def run(net: str) -> Callable[[], object]:
         return lambda: de.docker("run", "--rm", "--network", net, de.BUSYBOX, "true")
 
     times = run_interleaved({side: run(net) for side, net in nets.items()}, rounds, warmup=2)

@@ -73,6 +73,33 @@ def table(figures: list[Figure], errors: dict[str, str] | None = None) -> str:
 
 def write_json(path: Path, meta: dict[str, Any], figures: list[Figure], raw: dict[str, Any],
                errors: dict[str, str]) -> None:
+    """Compact, floats to 6 decimals (1 us for seconds): a full run holds ~300,000 samples."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"meta": meta, "figures": [f.as_dict() for f in figures], "errors": errors, "raw": raw}
-    path.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
+    doc = {"meta": meta, "figures": [f.as_dict() for f in figures], "errors": errors, "raw": _rounded(raw)}
+    path.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, list | tuple):
+        return [_rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
+def markdown(meta: dict[str, Any], figures: list[Figure], errors: dict[str, str]) -> str:
+    """results.md: when, where and how the run was made, then the table."""
+    loads = ", ".join(f"{k} {v}" for k, v in (meta.get("load_average_at_start") or {}).items())
+    lines = [
+        f"Run of `{meta.get('command')}` on {meta.get('date')}, commit {meta.get('git_commit')}.",
+        "",
+        f"- machine: {meta.get('machine')}; kernel {meta.get('kernel')}; {meta.get('os')}",
+        f"- Python {meta.get('python')}; Docker {meta.get('docker')}",
+        f"- 1-minute load average as each benchmark started: {loads or 'not recorded'}",
+        "",
+        table(figures, errors),
+        "",
+    ]
+    return "\n".join(lines)

@@ -54,7 +54,7 @@ async def profiled(daemon: Daemon, workdir: Path, name: str, enabled: bool,
 async def bench_lifecycle(daemon: Daemon, client: PluginClient, quick: bool, workdir: Path, profile: bool) -> Result:
     net = await flows.create_network(client, "10.240.0.0/16")
     rounds = 20 if quick else 100
-    levels = [1, 4, 16] if quick else [1, 2, 4, 8, 16]
+    levels = [1, 16] if quick else [1, 2, 4, 8, 16]
     per_level = 32 if quick else 96
     repeats = 1 if quick else 3
     async with AsyncIPRoute() as ipr:
@@ -154,9 +154,9 @@ async def fill(client: PluginClient, pool_id: str, count: int, conc: int) -> dic
 
 
 async def bench_ipam(daemon: Daemon, client: PluginClient, quick: bool, workdir: Path, profile: bool) -> Result:
-    v4_prefix = 20 if quick else 16
+    v4_prefix = 22 if quick else 16
     count = 2 ** (32 - v4_prefix) - 2
-    window = 500 if quick else 2000
+    window = 250 if quick else 2000
     cases = [("v4 seq", f"10.241.0.0/{v4_prefix}", 1), ("v4 c16", f"10.242.0.0/{v4_prefix}", 16),
              ("v6 seq", "fdbe:5f00:1::/64", 1), ("v6 c16", "fdbe:5f00:2::/64", 16)]
     figures: list[Figure] = []
@@ -192,7 +192,7 @@ async def bench_ipam(daemon: Daemon, client: PluginClient, quick: bool, workdir:
 # -- 4. one host, 1000 endpoints -------------------------------------------------------------
 
 async def bench_scale(daemon: Daemon, client: PluginClient, quick: bool, workdir: Path, profile: bool) -> Result:
-    n_endpoints, creators = 1000, 16
+    n_endpoints, creators = (300 if quick else 1000), 16
     restarts = 2 if quick else 5
     net = await flows.create_network(client, "10.244.0.0/16")
     rss_empty = daemon.rss_mib()

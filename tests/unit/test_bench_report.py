@@ -50,10 +50,12 @@ def test_table_marks_missed_targets_and_lists_errors() -> None:
 
 def test_write_json_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "results.json"
-    write_json(path, {"quick": True}, [Figure("b", "n", 2.0, "ms", "<=", 5)], {"b": {"s": [1, 2]}}, {})
+    write_json(path, {"quick": True}, [Figure("b", "n", 2.0, "ms", "<=", 5)],
+               {"b": {"s": [1, 2], "t": [0.123456789, (2.0000004,)]}}, {})
     doc = json.loads(path.read_text())
     assert doc["meta"] == {"quick": True}
     assert doc["figures"][0]["met"] is True and doc["raw"]["b"]["s"] == [1, 2]
+    assert doc["raw"]["b"]["t"] == [0.123457, [2.0]]  # rounded to 1 us
 
 
 def test_profile_summary_counts_inclusive_and_self() -> None:
@@ -65,3 +67,14 @@ def test_profile_summary_counts_inclusive_and_self() -> None:
     self_part = text.split("self (innermost frame):")[1]
     assert self_part.splitlines()[1].strip() == "60.0%  commit"
     assert summarize_profile("") == "no samples"
+
+
+def test_markdown_names_the_run_and_holds_the_table() -> None:
+    from bench.report import markdown
+
+    meta = {"command": "python3 -m bench", "date": "2026-11-22 06:00 UTC", "git_commit": "abc123",
+            "machine": "2 x CPU", "load_average_at_start": {"ipam": 4.5}}
+    text = markdown(meta, [Figure("ipam", "rate", 650.0, "addr/s", ">=", 5000)], {})
+    assert text.startswith("Run of `python3 -m bench` on 2026-11-22 06:00 UTC, commit abc123.")
+    assert "ipam 4.5" in text
+    assert "| ipam      | rate   | 650 addr/s | >= 5,000 | MISSED |" in text
