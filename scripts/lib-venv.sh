@@ -4,7 +4,8 @@
 ensure_venv() {
     local extras="$1" spec="." stamp want check="import pynetdrv"
     [ -n "$extras" ] && spec=".[$extras]"
-    [ "$extras" = test ] && check="import pynetdrv, pytest, hypothesis"
+    [ "$extras" = test ] && check="import pynetdrv, pytest, hypothesis, xdist"
+    [ "$extras" = bench ] && check="import pynetdrv, matplotlib"
     if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
         echo "==> apt: installing python3 python3-venv"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
