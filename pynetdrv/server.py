@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from pynetdrv.api.plugin import plugin_routes
-from pynetdrv.api.routes import add_routes
+from pynetdrv.api.routes import MAX_BODY, add_routes
 from pynetdrv.config import Config
 from pynetdrv.dataplane.base import Dataplane, DataplaneError
 from pynetdrv.driver.service import NetworkService
@@ -30,7 +30,7 @@ DRAIN_SECONDS = 10.0
 
 
 def build_app(store: Store, dataplane: Dataplane, config: Config) -> web.Application:
-    app = web.Application()
+    app = web.Application(client_max_size=MAX_BODY)
     network = NetworkService(store, dataplane)
     ipam = IpamService(store, config, dataplane.host_routes)
     add_routes(app, plugin_routes(network, ipam))
@@ -44,7 +44,9 @@ async def unix_site(app: web.Application, path: Path) -> AsyncIterator[None]:
     # We hold the state lock, so a socket file still here is a dead
     # instance's leftover, not a live daemon's.
     path.unlink(missing_ok=True)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_SECONDS)
+    # auto_decompress off: Docker never compresses a request, so a
+    # Content-Encoding header changes nothing and the body is read as sent.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_SECONDS, auto_decompress=False)
     await runner.setup()
     try:
         await web.UnixSite(runner, str(path)).start()

@@ -12,6 +12,7 @@ Hypothesis drives these from synchronous code, so each harness owns an
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import shutil
@@ -115,7 +116,9 @@ class PluginHarness:
                     headers: dict[str, str] | None = None) -> Reply:
         """A request as dockerd sends it (no Content-Type unless given)."""
         assert self.session is not None
-        data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+        data: bytes | io.BytesIO = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+        if len(data) > 256 * 1024:  # aiohttp warns about big raw bytes; a stream is sent the same way
+            data = io.BytesIO(data)
         self.requests += 1
         async with self.session.request(method, "http://plugin" + path, data=data, headers=headers or {},
                                          skip_auto_headers={"Content-Type"}) as resp:
