@@ -43,7 +43,12 @@ EXPLICIT = [
     ("fd00:226:1::/125", None),
     ("fd00:226:1::/124", "fd00:226:1::8/126"),
 ]
+#: Pool IDs to send: mostly ones handed out (live or released), sometimes never known.
 UNKNOWN_POOLS = ["local/10.227.9.0/24", "nonsense", "local/10.227.0.0/29 ", "global/10.227.0.0/29"]
+
+def some_pool(bundle: Bundle) -> st.SearchStrategy[str]:
+    return st.one_of(bundle, bundle, bundle, st.sampled_from(UNKNOWN_POOLS))
+
 
 GW = {"RequestAddressType": "com.docker.network.gateway"}
 REQUEST_POOL = "/IpamDriver.RequestPool"
@@ -155,7 +160,7 @@ class IpamMachine(RuleBasedStateMachine):
         assert (status, body) == (200, {})
         self.pools.pop(pid, None)
 
-    @rule(pid=st.one_of(pool_ids, st.sampled_from(UNKNOWN_POOLS)), gateway=st.booleans())
+    @rule(pid=some_pool(pool_ids), gateway=st.booleans())
     def request_automatic_address(self, pid: str, gateway: bool) -> None:
         status, body = self.call(REQUEST_ADDRESS, {"PoolID": pid, "Address": "", "Options": GW if gateway else {}})
         pool = self.pools.get(pid)
@@ -191,10 +196,10 @@ class IpamMachine(RuleBasedStateMachine):
             assert (status, body) == (200, {"Address": f"{ip}/{pool.net.prefixlen}", "Data": {}})
             pool.held.add(addr)
 
-    @rule(pid=st.one_of(pool_ids, st.sampled_from(UNKNOWN_POOLS)), data=st.data())
+    @rule(pid=some_pool(pool_ids), data=st.data())
     def release_address(self, pid: str, data: st.DataObject) -> None:
         pool = self.pools.get(pid)
-        if pool is not None and pool.held and data.draw(st.booleans(), label="held"):
+        if pool is not None and pool.held and data.draw(st.integers(0, 4), label="held") > 0:
             addr = data.draw(st.sampled_from(sorted(pool.held)), label="addr")
             ip = pool.ip(addr)
         else:
@@ -203,6 +208,20 @@ class IpamMachine(RuleBasedStateMachine):
         assert (status, body) == (200, {})
         if pool is not None and netaddr.IPAddress(ip).version == pool.net.version:
             pool.held.discard(int(netaddr.IPAddress(ip)))
+
+    @rule(pid=pool_ids, ops=st.lists(st.integers(-1, 5), min_size=2, max_size=12))
+    def churn_addresses(self, pid: str, ops: list[int]) -> None:
+        """Containers coming and going on one pool: -1 asks for an address,
+        n releases the n-th held one (round robin shows only over such runs)."""
+        for op in ops:
+            pool = self.pools.get(pid)
+            if op < 0 or pool is None or not pool.held:
+                self.request_automatic_address(pid, False)
+                continue
+            addr = sorted(pool.held)[op % len(pool.held)]
+            status, body = self.call(RELEASE_ADDRESS, {"PoolID": pid, "Address": pool.ip(addr)})
+            assert (status, body) == (200, {})
+            pool.held.discard(addr)
 
     @rule(pid=consumes(pool_ids))
     def release_pool_then_request_again_gets_it_empty(self, pid: str) -> None:
