@@ -76,6 +76,7 @@ STATS = {"examples": 0, "requests": 0, "restarts": 0, "reboots": 0}
 class ModelEndpoint:
     nid: str
     address: str
+    mac: str
     joined: bool = False
 
 
@@ -135,11 +136,11 @@ class DriverMachine(RuleBasedStateMachine):
             self.is_error(status, body, "already exists")
             return
         assert status == 200, body
+        ep = self.eps.setdefault(eid, ModelEndpoint(nid, address, str(iface["MacAddress"]) or naming.derived_mac(eid)))
         if mac:
             assert body == {"Interface": None}
-        else:
-            assert body == {"Interface": {"Address": "", "AddressIPv6": "", "MacAddress": naming.derived_mac(eid)}}
-        self.eps.setdefault(eid, ModelEndpoint(nid, address))
+        else:  # the MAC it has, also on a retry that leaves it out
+            assert body == {"Interface": {"Address": "", "AddressIPv6": "", "MacAddress": ep.mac}}
 
     def _endpoint_call_target(self, data: st.DataObject) -> tuple[str, str]:
         """Mostly an endpoint's own network; sometimes a wrong or unknown one."""
@@ -223,8 +224,8 @@ class DriverMachine(RuleBasedStateMachine):
     def store_equals_model(self) -> None:
         snap = self.h.snapshot()
         assert {n.network_id: n.bridge for n in snap["networks"]} == {n: BY_ID[n].bridge for n in self.nets}
-        assert {e.endpoint_id: (e.network_id, e.address, e.sandbox_key is not None and e.sandbox_key != "")
-                for e in snap["endpoints"]} == {e: (ep.nid, ep.address, ep.joined) for e, ep in self.eps.items()}
+        assert {e.endpoint_id: (e.network_id, e.address, e.mac, e.sandbox_key is not None and e.sandbox_key != "")
+                for e in snap["endpoints"]} == {e: (ep.nid, ep.address, ep.mac, ep.joined) for e, ep in self.eps.items()}
 
     @invariant()
     def kernel_equals_store(self) -> None:
