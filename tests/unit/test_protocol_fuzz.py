@@ -330,7 +330,7 @@ def test_compressed_or_garbage_bodies_with_content_encoding_are_a_json_400(fz: F
     import zlib
 
     raw = {"gzip": gzip.compress, "deflate": zlib.compress, "br": lambda b: b}[encoding](body)
-    assume(not _is_json_object(raw))
+    assume(raw.strip() and not _is_json_object(raw))  # blank is read as {}, like no body
     reply = fz.send(path, raw=raw, headers={"Content-Encoding": encoding}, must_fail=True)
     assert reply.status == 400, reply
 
