@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import signal
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -14,7 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from pynetdrv.api.plugin import plugin_routes
-from pynetdrv.api.routes import add_routes
+from pynetdrv.api.routes import MAX_BODY, add_routes
 from pynetdrv.config import Config
 from pynetdrv.dataplane.base import Dataplane, DataplaneError
 from pynetdrv.driver.service import NetworkService
@@ -39,7 +40,7 @@ def build_app(
     store: Store, dataplane: Dataplane, config: Config,
     firewall: Firewall | None = None, ports: PortReserver | None = None,
 ) -> web.Application:
-    app = web.Application()
+    app = web.Application(client_max_size=MAX_BODY)
     network = NetworkService(store, dataplane, firewall, ports)
     ipam = IpamService(store, config, dataplane.host_routes)
     add_routes(app, plugin_routes(network, ipam))
@@ -54,7 +55,9 @@ async def unix_site(app: web.Application, path: Path) -> AsyncIterator[None]:
     # We hold the state lock, so a socket file still here is a dead
     # instance's leftover, not a live daemon's.
     path.unlink(missing_ok=True)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_SECONDS)
+    # auto_decompress off: Docker never compresses a request, so a
+    # Content-Encoding header changes nothing and the body is read as sent.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_SECONDS, auto_decompress=False)
     await runner.setup()
     try:
         # Created 0660 from the start: no moment where the umask leaves it
@@ -83,6 +86,7 @@ async def serve(
     from pynetdrv.ports.reserver import SocketReserver
     from pynetdrv.store.sqlite import SQLiteStore
 
+    _raise_open_file_limit()
     lock = StateLock(config.state)
     lock.acquire()
     store = SQLiteStore(config.state)
@@ -125,6 +129,14 @@ async def _tidy(store: Store, firewall: Firewall) -> None:
         await firewall.remove_all()
     except DataplaneError as e:
         log.warning("could not remove firewall rules on shutdown: %s", e)
+
+
+def _raise_open_file_limit() -> None:
+    """Each published port holds a socket: lift the soft limit on open files
+    (often 1024) to the hard one, as dockerd does for itself."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 @contextmanager

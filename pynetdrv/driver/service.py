@@ -171,7 +171,7 @@ class NetworkService:
         # sends it for stale endpoints after its own crash.
         async with self._network_locks[req.NetworkID]:
             ep = await self._store.get_endpoint(req.EndpointID)
-            if ep is None:
+            if ep is None or ep.network_id != req.NetworkID:  # not on this network: nothing to delete here
                 return Empty()
             # Forget it first: if the kernel step fails, the veth is an orphan
             # that reconcile removes, rather than an endpoint that never dies.
@@ -211,7 +211,7 @@ class NetworkService:
         # veth goes in DeleteEndpoint.  Idempotent for unknown endpoints.
         async with self._network_locks[req.NetworkID]:
             ep = await self._store.get_endpoint(req.EndpointID)
-            if ep is not None:
+            if ep is not None and ep.network_id == req.NetworkID:
                 await self._store.put_endpoint(_replace(ep, sandbox_key=None))
         return Empty()
 
