@@ -48,6 +48,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if HERE in Path(item.path).resolve().parents:
             item.add_marker(pytest.mark.docker)
             item.add_marker(pytest.mark.root)
+    # scripts/test runs the integration tests once per engine; tests marked `once` run on
+    # the first engine only. Deselected, not skipped: they did run, on that engine.
+    if os.environ.get("PYNETDRV_IT_ENGINE_INDEX", "0") != "0":
+        once = [item for item in items if item.get_closest_marker("once")]
+        if once:
+            config.hook.pytest_deselected(items=once)
+            items[:] = [item for item in items if not item.get_closest_marker("once")]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -146,6 +146,7 @@ def test_churn_while_dockerd_is_sigkilled(pynetdrv, fault_net, make_container):
         "restart_always_same_address": sum(before[n] == after[n] for n in before), **oracle.figures()})
 
 
+@pytest.mark.once  # ~2 min of Docker's own plugin retries; the same on every engine
 def test_pynetdrv_down_while_dockerd_restarts(pynetdrv, fault_net, make_container):
     """pynetdrv is down while dockerd restarts. dockerd's start waits for pynetdrv only as long
     as Docker's own plugin retry (about 15 s per plugin lookup; Docker makes its lookups one
