@@ -3,7 +3,7 @@ dockerd kill/start split in two (so a test can act while it is down), the fault 
 subnets (10.224.0.0/15), `pynetdrv check` run as the oracle, and the duplicate-address check.
 
 Counts (containers started, kills injected, ...) are kept in a FaultCounts that each test
-prints, and that docs/reliability-faults.md records."""
+prints, and that docs/reliability.md records."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Every test ends with the oracle (faults.check_clean_or_repairable): `pynetdrv ch
 kernel vs Docker) clean - or, when Docker lost calls it resent with an empty body while pynetdrv
 restarted (moby/moby#39331), only findings `check --repair` fixes, and clean after one repair with
 the daemon stopped - and no address held twice among running containers. Each prints a FAULT-FIGURES line (containers
-started, kills injected, timings) for docs/reliability-faults.md.
+started, kills injected, timings) for docs/reliability.md.
 
 CI runs the short version (about a minute of churn per churn test); PYNETDRV_LONG=1 runs minutes.
 Subnets: 10.224.0.0/15 only."""
