@@ -236,8 +236,7 @@ class NetlinkDataplane:
     async def _claim_bridge(self, spec: BridgeSpec) -> Msg:
         """The bridge link, created if missing; refuses links not ours."""
         alias = owner_alias("bridge", spec.network_id, self._instance)
-        await self._drop_unmarked(spec.name)
-        if await self._get(spec.name) is None and await self._add_bridge(spec):
+        if await self._drop_unmarked(spec.name, await self._get(spec.name)) is None and await self._add_bridge(spec):
             # Alias right after creation: from now on the link is claimed.
             new = await self._must_get(spec.name, "read new bridge")
             await self._set(new, spec.name, "set alias", ifalias=alias)
@@ -316,8 +315,7 @@ class NetlinkDataplane:
 
     async def ensure_veth(self, spec: VethSpec) -> None:
         alias = owner_alias("veth", spec.endpoint_id, self._instance)
-        await self._drop_unmarked(spec.host_name)
-        host = await self._get(spec.host_name)
+        host = await self._drop_unmarked(spec.host_name, await self._get(spec.host_name))
         if host is not None:
             if _alias(host) != alias:
                 raise _foreign(spec.host_name, "endpoint", spec.endpoint_id)
@@ -333,13 +331,15 @@ class NetlinkDataplane:
             await self._undo_veth(spec.host_name)
             raise
 
-    async def _drop_unmarked(self, name: str) -> None:
-        """A link of ours left half-made by a crash (born, never aliased):
-        remove it, so the step that made it can start over."""
-        link = await self._get(name)
+    async def _drop_unmarked(self, name: str, link: Msg | None) -> Msg | None:
+        """``link`` (as just read), or None once removed if it is a link of
+        ours left half-made by a crash (born, never aliased), so the step that
+        made it can start over."""
         if link is not None and self._unmarked_ours(link):
             log.info("removing %s: created by an earlier run that died before marking it", name)
             await self._delete(link, name, "delete unmarked leftover")
+            return None
+        return link
 
     async def _free_peer_name(self, spec: VethSpec, alias: str) -> None:
         peer = await self._get(spec.peer_name)
