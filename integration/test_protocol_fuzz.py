@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -177,6 +178,7 @@ class Fuzzer:
         assert our_links() == self.links, "the daemon's links changed"
 
 
+@pytest.mark.once  # fuzzes pynetdrv itself; the engine only runs the container at the end
 def test_protocol_fuzz_real_daemon(pynetdrv, make_network, make_container, resources):
     resources.subnets.add(str(SUBNET))
     gw = next(SUBNET.hosts())
