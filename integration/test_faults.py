@@ -75,6 +75,18 @@ def wait_running(containers: list[Container], net: Network, timeout: float) -> f
     return time.monotonic() - t0
 
 
+def survivors_and_oracle(pynetdrv: Any, net: Network, make_container: Callable[..., Container],
+                         always: list[Container]) -> Any:
+    """After the faults: no address twice (containers' and network's view), every
+    survivor reaches the gateway, a fresh container works, then `pynetdrv check`."""
+    running_addresses(net)
+    network_addresses_unique(net)
+    for c in always:
+        ping(c, gateway(net), within=10)
+    works_after(net, make_container, always)
+    return check_clean_or_repairable(pynetdrv)
+
+
 def works_after(net: Network, make_container: Callable[..., Container], peers: list[Container]) -> Container:
     """A fresh container gets a free address and reaches the gateway and every peer."""
     fresh = make_container(net)
@@ -134,12 +146,7 @@ def test_churn_while_dockerd_is_sigkilled(pynetdrv, fault_net, make_container):
     assert pynetdrv.running(), "pynetdrv died while dockerd was killed"
     wait_running(always, net, 90)
     after = {c.name: c.ip(net) for c in always}
-    running_addresses(net)
-    network_addresses_unique(net)
-    for c in always:
-        ping(c, gateway(net), within=10)
-    works_after(net, make_container, always)
-    oracle = check_clean_or_repairable(pynetdrv)
+    oracle = survivors_and_oracle(pynetdrv, net, make_container, always)
     running_addresses(net)
     counts.report("churn + dockerd SIGKILL", elapsed, {
         "restart_always_back_after_s": [round(r, 1) for r in recover],
@@ -198,12 +205,7 @@ def test_pynetdrv_down_while_dockerd_restarts(pynetdrv, fault_net, make_containe
         docker("start", *[c.name for c in always], timeout=120)
     back = wait_running(always, net, 60)
     since_pynetdrv = time.monotonic() - t_back
-    running_addresses(net)
-    network_addresses_unique(net)
-    for c in always:
-        ping(c, gateway(net), within=10)
-    works_after(net, make_container, always)
-    oracle = check_clean_or_repairable(pynetdrv)
+    oracle = survivors_and_oracle(pynetdrv, net, make_container, always)
     counts.report("pynetdrv down while dockerd restarts", time.monotonic() - t_all, {**oracle.figures(),
         "dockerd_start_s_pynetdrv_up": round(baseline, 1),
         "dockerd_start_s_pynetdrv_down": round(with_pynetdrv_down, 1),
@@ -239,12 +241,7 @@ def test_simulated_host_reboot(pynetdrv, fault_net, make_container):
     assert docker_answers()
     back = wait_running(always, net, 120)
     assert not plain.running(), "a container without a restart policy came back by itself"
-    running_addresses(net)
-    network_addresses_unique(net)
-    for c in always:
-        ping(c, gateway(net), within=10)
     ping(always[0], always[1].ip(net), within=10)
-    works_after(net, make_container, always)
-    oracle = check_clean_or_repairable(pynetdrv)
+    oracle = survivors_and_oracle(pynetdrv, net, make_container, always)
     counts.report("simulated host reboot", time.monotonic() - t_all, {**oracle.figures(),
         "links_deleted": len(ours), "restart_always_back_s": round(back, 1)})
