@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
+#: How often the test daemon compares its firewall with its state and repairs it.
+FIREWALL_CHECK_SECONDS = 2
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float) -> None:
@@ -73,7 +75,9 @@ class PynetdrvDaemon:
     @property
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "pynetdrv", "serve", "--socket", str(self.socket_path),
-                "--state", str(self.state_path), "--log-level", "debug"]
+                "--state", str(self.state_path), "--log-level", "debug",
+                # Short, so a test can watch the repair of a flushed ruleset.
+                "--firewall-check-interval", str(FIREWALL_CHECK_SECONDS)]
 
     @property
     def pid(self) -> int | None:

@@ -20,6 +20,7 @@ from integration.cmd import run
 from integration.constants import PLUGIN
 from integration.docker_objects import Container, Network, docker, ping
 from integration.outside_host import PEER_IO, OutsideHost, ask_from_host, outside_host
+from integration.pynetdrv_daemon import FIREWALL_CHECK_SECONDS
 
 # Docker's bridge describes the behaviour users know: checking it on the first engine of a
 # run is enough; pynetdrv runs on every engine.
@@ -226,18 +227,35 @@ def test_unknown_option_is_accepted_and_logged(make_network, make_container, sub
     make_container(net)
 
 
-def test_firewall_is_rebuilt_after_a_flush(make_network, make_container, subnets, outside, pynetdrv):
-    """An administrator's `iptables -F` of our chains (or a reboot): a restart of pynetdrv
-    rebuilds every rule from the state file."""
+def flush_our_chains() -> None:
+    prefix = PLUGIN.upper()
+    for chain, table in ((f"{prefix}-DNAT", "nat"), (f"{prefix}-FORWARD", "filter")):
+        run(["iptables", "-w", "-t", table, "-F", chain])
+
+
+def test_flushed_firewall_is_repaired_while_pynetdrv_runs(make_network, make_container, subnets, outside,
+                                                          pynetdrv):
+    """An administrator's `iptables -F` (or a firewall manager's reload): pynetdrv's periodic
+    check (every FIREWALL_CHECK_SECONDS for the test daemon, 30 s by default) puts it back."""
+    net = make_network("--subnet", str(subnets.v4()))
+    port = host_port()
+    web(make_container, net, "repaired", f"{port}:80")
+    assert eventually(lambda: outside.ask("http", outside.host_addr, port), "repaired")
+    before = pynetdrv.log_size()
+    flush_our_chains()
+    assert eventually(lambda: outside.ask("http", outside.host_addr, port), "repaired", tries=8 * FIREWALL_CHECK_SECONDS)
+    assert "firewall differs" in pynetdrv.log_text(before), "repaired, but not by the periodic check"
+
+
+def test_firewall_is_rebuilt_at_start(make_network, make_container, subnets, outside, pynetdrv):
+    """A reboot or a flush while pynetdrv is down: its start rebuilds every rule from the state."""
     net = make_network("--subnet", str(subnets.v4()))
     port = host_port()
     web(make_container, net, "rebuilt", f"{port}:80")
     assert eventually(lambda: outside.ask("http", outside.host_addr, port), "rebuilt")
-    prefix = PLUGIN.upper()
-    for chain, table in ((f"{prefix}-DNAT", "nat"), (f"{prefix}-FORWARD", "filter")):
-        run(["iptables", "-w", "-t", table, "-F", chain])
-    assert outside.ask("http", outside.host_addr, port) is None, "the flush did not cut the port"
     pynetdrv.stop(signal.SIGTERM)
+    flush_our_chains()
+    assert outside.ask("http", outside.host_addr, port) is None, "the flush did not cut the port"
     pynetdrv.start()
     assert eventually(lambda: outside.ask("http", outside.host_addr, port), "rebuilt"), "not rebuilt at start"
 

@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--default-pool", action="append", metavar="base=CIDR,size=N", type=_default_pool,
                    help="range automatic pools are carved from; repeatable, both families "
                    f"(default {' and '.join(DEFAULT_POOLS_V4 + DEFAULT_POOLS_V6)})")
+    s.add_argument("--firewall-check-interval", type=_seconds, default=30.0, metavar="SECONDS",
+                   help="how often the iptables rules are compared with the state and repaired (default 30; "
+                   "0 turns the check off)")
     st = sub.add_parser("status", help="show networks and pools in the state file (read-only)")
     st.add_argument("--state", type=Path, default=DEFAULT_STATE, help=f"SQLite state file (default {DEFAULT_STATE})")
     c = sub.add_parser("check", help="compare the state file with the kernel and Docker; exit 0 only if all agree",
@@ -60,6 +63,16 @@ async def _status(state: Path) -> str:
         return await render_status(store)
     finally:
         await store.close()
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text} is out of range (0-86400 seconds)")
+    return value
 
 
 def _default_pool(text: str) -> DefaultPool:
@@ -104,7 +117,8 @@ def _serve_command(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    config = Config(socket=args.socket, state=args.state, log_level=args.log_level)
+    config = Config(socket=args.socket, state=args.state, log_level=args.log_level,
+                    firewall_check_seconds=args.firewall_check_interval)
     if args.default_pool:
         config = dataclasses.replace(config, default_pools=tuple(args.default_pool))
     from pynetdrv.server import serve

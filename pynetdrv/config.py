@@ -44,6 +44,8 @@ class Config:
     socket: Path = DEFAULT_SOCKET
     state: Path = DEFAULT_STATE
     log_level: str = "info"
+    #: How often the firewall is compared with the state and repaired; 0 = never.
+    firewall_check_seconds: float = 30.0
     default_pools: tuple[DefaultPool, ...] = field(
         default_factory=lambda: tuple(DefaultPool.parse(p) for p in DEFAULT_POOLS_V4 + DEFAULT_POOLS_V6)
     )

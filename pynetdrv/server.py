@@ -30,9 +30,6 @@ log = logging.getLogger(__name__)
 
 #: How long in-flight calls may take to finish after SIGTERM.
 DRAIN_SECONDS = 10.0
-#: How often the firewall is compared with what it should be, and repaired
-#: (an administrator's ``iptables -F``, a firewall manager's reload).
-FIREWALL_CHECK_SECONDS = 30.0
 NETWORK_SERVICE = web.AppKey("network", NetworkService)
 
 
@@ -99,11 +96,15 @@ async def serve(
         external = app[NETWORK_SERVICE].external
         await reconcile(store, dp, external)
         with _stop_on_signals() as stop:
-            keeper = asyncio.create_task(external.keep(FIREWALL_CHECK_SECONDS))
+            # The firewall is compared with the state and repaired every so often
+            # (an administrator's `iptables -F`, a firewall manager's reload).
+            keeper = asyncio.create_task(external.keep(config.firewall_check_seconds)) \
+                if config.firewall_check_seconds > 0 else None
             try:
                 await _serve_until(stop, app, config)
             finally:
-                keeper.cancel()
+                if keeper is not None:
+                    keeper.cancel()
         await _tidy(store, fw)
     finally:
         held.close()

@@ -107,6 +107,7 @@ def test_cli_rejects_a_bad_default_pool_with_exit_2(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("argv", [
     [], ["serve", "--log-level", "loud"], ["serve", "--default-pool", "size=24"], ["nonsense"],
+    ["serve", "--firewall-check-interval", "-1"], ["serve", "--firewall-check-interval", "soon"],
 ])
 def test_cli_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
