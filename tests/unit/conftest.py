@@ -67,3 +67,7 @@ async def client(store: SQLiteStore, dp: FakeDataplane, config: Config) -> Async
     """The plugin's app (build_app), served in-process over TCP."""
     async with TestClient(TestServer(build_app(store, dp, config))) as c:
         yield c
+
+
+# The `pynetdrv check` tests' world and fake Engine API (check_world.py).
+from check_world import engine, world  # noqa: F401
