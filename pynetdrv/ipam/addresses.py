@@ -4,6 +4,8 @@ bounds, and the fixed-width byte form the store sorts and indexes on."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
+from typing import NamedTuple
 
 import netaddr
 
@@ -68,6 +70,27 @@ def usable_bounds(net: netaddr.IPNetwork) -> tuple[int, int]:
     if net.prefixlen <= 126:
         return first + 1, last
     return first, last
+
+
+class Geometry(NamedTuple):
+    version: int
+    prefixlen: int
+    #: The range automatic allocation may use: the sub-pool (--ip-range) if
+    #: any, never the pool's network/broadcast address.
+    lo: int
+    hi: int
+
+
+@lru_cache(maxsize=1024)
+def geometry(cidr: str, subpool: str | None) -> Geometry:
+    """A pool's numbers, parsed once: netaddr parsing was most of the CPU of a
+    reservation (a pool's CIDR and range never change)."""
+    net = netaddr.IPNetwork(cidr)
+    lo, hi = usable_bounds(net)
+    if subpool:
+        sub = netaddr.IPNetwork(subpool)
+        lo, hi = max(lo, int(sub.first)), min(hi, int(sub.last))
+    return Geometry(net.version, net.prefixlen, lo, hi)
 
 
 def overlaps(a: netaddr.IPNetwork, b: netaddr.IPNetwork) -> bool:

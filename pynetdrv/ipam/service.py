@@ -17,7 +17,7 @@ from pynetdrv.api import ipam_models as m
 from pynetdrv.api.base_model import Empty
 from pynetdrv.config import Config
 from pynetdrv.errors import Conflict, InvalidParameter, NotFound, Unavailable
-from pynetdrv.ipam.addresses import first_free_subnet, parse_cidr, usable_bounds
+from pynetdrv.ipam.addresses import first_free_subnet, geometry, parse_cidr, usable_bounds
 from pynetdrv.store.base import AllocationKind, PoolRecord, Store
 
 log = logging.getLogger(__name__)
@@ -115,21 +115,22 @@ class IpamService:
             raise NotFound(f"unknown pool {req.PoolID}: it was never requested or has been released")
         options = req.Options or {}
         is_gateway = options.get(m.REQUEST_ADDRESS_TYPE) == m.GATEWAY_TYPE
-        net = netaddr.IPNetwork(pool.cidr)
+        g = geometry(pool.cidr, pool.subpool)
         if req.Address:
             # Docker sends Options null for both --aux-address and --ip, so
             # the two cannot be told apart here.
             kind: AllocationKind = "gateway" if is_gateway else "static"
             ip = await self._store.reserve_address(pool.pool_id, req.Address, kind)
         elif is_gateway:
-            ip = await self._reserve_gateway(pool, net)
+            ip = await self._reserve_gateway(pool)
         else:
             ip = await self._store.reserve_address(pool.pool_id, None, "dynamic")
-        return m.RequestAddressResponse(Address=f"{ip}/{net.prefixlen}", Data={})
+        return m.RequestAddressResponse(Address=f"{ip}/{g.prefixlen}", Data={})
 
-    async def _reserve_gateway(self, pool: PoolRecord, net: netaddr.IPNetwork) -> str:
+    async def _reserve_gateway(self, pool: PoolRecord) -> str:
         """The first usable address (.1), as users expect; if that is taken,
         the next free one."""
+        net = netaddr.IPNetwork(pool.cidr)
         first, _ = usable_bounds(net)
         try:
             return await self._store.reserve_address(pool.pool_id, str(netaddr.IPAddress(first, net.version)), "gateway")

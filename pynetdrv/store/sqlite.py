@@ -1,9 +1,29 @@
 """The SQLite Store: one file, WAL, every write a committed transaction.
 
-All database work runs on one dedicated thread: the event loop never blocks
-on fsync, and the single writer serialises every reservation, which together
-with the schema's primary keys means concurrent RequestAddress calls can
-never be given the same address.
+Every transaction runs to completion on the event loop's own thread, without
+an await inside it: that alone serialises reservations, and together with the
+schema's primary keys means concurrent RequestAddress calls can never be given
+the same address.
+
+Why on the loop and not on a worker thread: with ``synchronous = NORMAL`` a
+transaction is tens of microseconds of CPU and no disk wait, while handing it
+to a thread and back costs ~250 us on these 2-vCPU machines (the cross-CPU
+wake-up), which was most of an IPAM call (docs/benchmarks.md).  The disk work
+that remains goes to one worker thread, so the loop never waits on a disk:
+
+- Durability by kind of record.  Pools and networks outlive a host reboot
+  (Docker keeps them), so their calls return only after the WAL is fsync'd
+  (``_durable``, in the worker thread): as safe as ``synchronous = FULL``, and
+  everything committed before is durable with them, since the WAL is
+  sequential.  Addresses and endpoints are committed without that fsync: a
+  pynetdrv crash (SIGKILL) loses nothing, the OS has the WAL; only a host
+  crash or power loss can lose the last of them, and that same crash kills
+  every container and veth they belong to (after the reboot Docker deletes
+  those endpoints and releases their addresses; a lost release leaks one
+  address until ``pynetdrv check --repair``, never gives one out twice).
+- Checkpoints (copying the WAL into the database file, two fsyncs) run in the
+  worker thread on a connection of their own; writes wait for them (reads do
+  not), so each completes and the WAL stays small.
 """
 
 from __future__ import annotations
@@ -12,6 +32,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -47,36 +68,64 @@ def describe_error(path: str, err: sqlite3.Error) -> str:
     return f"state file {path}: {err}{detail}; the stored state was not changed"
 
 
+#: Commits between two background checkpoints (a commit writes a few pages;
+#: SQLite's own automatic checkpoint, turned off here, runs at 1,000 pages).
+CHECKPOINT_EVERY = 500
+#: WAL frames (pages) above which the next checkpoint makes writes wait.  A
+#: checkpoint that runs beside the writer copies what was committed when it
+#: began, but the WAL only starts over once one finds nothing left to copy,
+#: which a steady stream of commits prevents; this bounds the WAL (~32 MiB at
+#: 4 KiB pages, plus what two intervals of commits write).
+GATE_FRAMES = 8192
+
+
 class SQLiteStore:
     """``path`` ":memory:" gives a private in-memory database (unit tests)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, checkpoint_every: int = CHECKPOINT_EVERY, gate_frames: int = GATE_FRAMES) -> None:
         self._path = str(path)
+        self._checkpoint_every, self._gate_frames = checkpoint_every, gate_frames
+        # Disk waits only: the WAL fsync of durable calls, and checkpoints.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pynetdrv-store")
         self._conn: sqlite3.Connection | None = None
+        self._on_disk = self._path != ":memory:"
+        self._commits = 0
+        self._checkpoint: asyncio.Future[int] | None = None
+        self._gated = False
+        self._checkpointer: sqlite3.Connection | None = None
 
     # Plumbing -------------------------------------------------------------
     async def open(self) -> None:
-        await self._run(self._open)
+        self._call(self._open)
 
     def _open(self) -> None:
-        if self._path == ":memory:":
+        if not self._on_disk:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             configure(conn)
             migrate(conn)
         else:
             conn = open_state(Path(self._path))
+            # See the module text: durability is per call (_durable), and
+            # checkpoints run off the loop (_committed).
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
         self._conn = conn
 
     async def close(self) -> None:
+        if self._checkpoint is not None:
+            await asyncio.wait([self._checkpoint])
+        if self._checkpointer is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._checkpointer.close)
+            self._checkpointer = None
         if self._conn is not None:
-            await self._run(self._conn.close)
+            # The last connection to close checkpoints the WAL into the file.
+            self._call(self._conn.close)
             self._conn = None
         self._executor.shutdown(wait=True)
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+            return fn(*args)
         except sqlite3.Error as e:
             # Disk full, read-only or failing file system: the transaction was
             # rolled back; say which file and what the disk said.
@@ -104,56 +153,125 @@ class SQLiteStore:
 
     def _in_tx(self, fn: Callable[..., T], *args: Any) -> T:
         with self._tx() as conn:
-            return fn(conn, *args)
+            result = fn(conn, *args)
+        self._committed()
+        return result
 
-    async def _tx_run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await self._run(self._in_tx, fn, *args)
+    async def _write(self, fn: Callable[..., T], *args: Any, durable: bool = False) -> T:
+        """``fn(conn, *args)`` in one transaction; with ``durable`` it returns
+        only once the transaction is on disk."""
+        while self._checkpoint is not None and (self._gated or self._commits >= self._checkpoint_every):
+            # Writes wait (a few ms; reads go on) while a checkpoint copies
+            # the WAL into the file, when the WAL has grown past the gate or
+            # the checkpoint fell a whole interval behind: so it finishes,
+            # the next commit starts the WAL over, and the WAL stays small.
+            await asyncio.wait([self._checkpoint])
+        result: T = self._call(self._in_tx, fn, *args)
+        if durable:
+            await self._durable()
+        return result
+
+    def _read(self, sql: str, *args: Any) -> list[sqlite3.Row]:
+        """A read needs no transaction of its own: one statement sees one
+        consistent snapshot."""
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("store is not open")
+        return self._call(lambda: conn.execute(sql, args).fetchall())
+
+    def _reading(self, fn: Callable[..., T], *args: Any) -> T:
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("store is not open")
+        return fn(conn, *args)
+
+    async def _durable(self) -> None:
+        """fsync the WAL, off the loop: the commits so far survive a power loss
+        (what ``synchronous = FULL`` does at each commit)."""
+        if self._on_disk:
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._executor, _fsync_file, self._path + "-wal")
+            except OSError as e:
+                raise Internal(f"state file {self._path}: cannot flush its journal to disk: {e.strerror}") from e
+
+    def _committed(self) -> None:
+        self._commits += 1
+        if self._on_disk and self._commits >= self._checkpoint_every and self._checkpoint is None:
+            self._start_checkpoint(gated=False)
+
+    def _start_checkpoint(self, gated: bool) -> None:
+        self._commits = 0
+        self._gated = gated
+        loop = asyncio.get_running_loop()
+        self._checkpoint = loop.run_in_executor(self._executor, self._run_checkpoint)
+        self._checkpoint.add_done_callback(self._checkpoint_done)
+
+    def _run_checkpoint(self) -> int:
+        """Worker thread: copy the WAL into the database file; returns the
+        WAL's length in frames.  PASSIVE never waits for the writer on the
+        loop, nor blocks it."""
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        _busy, frames, _copied = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(frames)
+
+    def _checkpoint_done(self, fut: asyncio.Future[int]) -> None:
+        was_gated, self._checkpoint, self._gated = self._gated, None, False
+        if fut.cancelled():
+            return
+        if fut.exception() is not None:
+            # The WAL only grows until the next one succeeds; nothing is lost.
+            log.warning("state file %s: background checkpoint failed: %s", self._path, fut.exception())
+        elif fut.result() > self._gate_frames and not was_gated:
+            # After a gated one the WAL still reports its old length: it
+            # starts over at the next write, which must not wait again.
+            self._start_checkpoint(gated=True)
 
     # Pools and addresses --------------------------------------------------
     async def add_pool(self, pool: PoolRecord) -> None:
-        await self._tx_run(pools.add_pool, pool)
+        await self._write(pools.add_pool, pool, durable=True)
 
     async def get_pool(self, pool_id: str) -> PoolRecord | None:
-        row = await self._tx_run(pools.get_pool_row, pool_id)
-        return None if row is None else pools.pool_from_row(row)
+        rows = self._read("SELECT * FROM pools WHERE pool_id = ?", pool_id)
+        return pools.pool_from_row(rows[0]) if rows else None
 
     async def list_pools(self) -> list[PoolRecord]:
-        rows = await self._tx_run(lambda c: c.execute("SELECT * FROM pools ORDER BY created").fetchall())
+        rows = self._read("SELECT * FROM pools ORDER BY created")
         return [pools.pool_from_row(r) for r in rows]
 
     async def delete_pool(self, pool_id: str) -> bool:
-        cur = await self._tx_run(lambda c: c.execute("DELETE FROM pools WHERE pool_id = ?", (pool_id,)))
+        cur = await self._write(lambda c: c.execute("DELETE FROM pools WHERE pool_id = ?", (pool_id,)), durable=True)
         return bool(cur.rowcount)
 
     async def reserve_address(
         self, pool_id: str, address: str | None, kind: AllocationKind, owner: str = ""
     ) -> str:
-        return await self._tx_run(pools.reserve, pool_id, address, kind, owner)
+        return await self._write(pools.reserve, pool_id, address, kind, owner)
 
     async def release_address(self, pool_id: str, address: str) -> bool:
-        return await self._tx_run(pools.release, pool_id, address)
+        return await self._write(pools.release, pool_id, address)
 
     async def allocations(self, pool_id: str) -> list[Allocation]:
-        return await self._tx_run(pools.allocations, pool_id)
+        return self._call(self._reading, pools.allocations, pool_id)
 
     # Networks -------------------------------------------------------------
     async def put_network(self, network: NetworkRecord) -> None:
-        await self._tx_run(_put_network, network)
+        await self._write(_put_network, network, durable=True)
 
     async def get_network(self, network_id: str) -> NetworkRecord | None:
-        rows = await self._select("SELECT data FROM networks WHERE network_id = ?", network_id)
+        rows = self._read("SELECT data FROM networks WHERE network_id = ?", network_id)
         return _network(rows[0]) if rows else None
 
     async def list_networks(self) -> list[NetworkRecord]:
-        return [_network(r) for r in await self._select("SELECT data FROM networks ORDER BY created")]
+        return [_network(r) for r in self._read("SELECT data FROM networks ORDER BY created")]
 
     async def delete_network(self, network_id: str) -> bool:
-        return await self._delete("DELETE FROM networks WHERE network_id = ?", network_id)
+        return await self._delete("DELETE FROM networks WHERE network_id = ?", network_id, durable=True)
 
     # Endpoints ------------------------------------------------------------
     async def put_endpoint(self, endpoint: EndpointRecord) -> None:
         data = json.dumps(dataclasses.asdict(endpoint))
-        await self._tx_run(
+        await self._write(
             lambda c: c.execute(
                 "INSERT INTO endpoints VALUES (?, ?, ?, ?) ON CONFLICT (endpoint_id) DO UPDATE SET data = excluded.data",
                 (endpoint.endpoint_id, endpoint.network_id, data, time.time()),
@@ -161,24 +279,21 @@ class SQLiteStore:
         )
 
     async def get_endpoint(self, endpoint_id: str) -> EndpointRecord | None:
-        rows = await self._select("SELECT data FROM endpoints WHERE endpoint_id = ?", endpoint_id)
+        rows = self._read("SELECT data FROM endpoints WHERE endpoint_id = ?", endpoint_id)
         return _endpoint(rows[0]) if rows else None
 
     async def list_endpoints(self, network_id: str | None = None) -> list[EndpointRecord]:
         if network_id is None:
-            rows = await self._select("SELECT data FROM endpoints ORDER BY created")
+            rows = self._read("SELECT data FROM endpoints ORDER BY created")
         else:
-            rows = await self._select("SELECT data FROM endpoints WHERE network_id = ? ORDER BY created", network_id)
+            rows = self._read("SELECT data FROM endpoints WHERE network_id = ? ORDER BY created", network_id)
         return [_endpoint(r) for r in rows]
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         return await self._delete("DELETE FROM endpoints WHERE endpoint_id = ?", endpoint_id)
 
-    async def _select(self, sql: str, *args: Any) -> list[sqlite3.Row]:
-        return await self._tx_run(lambda c: c.execute(sql, args).fetchall())
-
-    async def _delete(self, sql: str, *args: Any) -> bool:
-        return bool((await self._tx_run(lambda c: c.execute(sql, args))).rowcount)
+    async def _delete(self, sql: str, *args: Any, durable: bool = False) -> bool:
+        return bool((await self._write(lambda c: c.execute(sql, args), durable=durable)).rowcount)
 
 
 def _put_network(conn: sqlite3.Connection, network: NetworkRecord) -> None:
@@ -213,3 +328,14 @@ def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     fields added since a row was written take their defaults."""
     names = {f.name for f in dataclasses.fields(cls)}
     return {k: v for k, v in data.items() if k in names}
+
+
+def _fsync_file(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return  # no WAL: everything is in the database file, synced by its checkpoint
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -15,7 +15,7 @@ import time
 import netaddr
 
 from pynetdrv.errors import Conflict, InvalidParameter, NotFound, Unavailable
-from pynetdrv.ipam.addresses import from_key, parse_cidr, parse_ip, to_key, usable_bounds
+from pynetdrv.ipam.addresses import Geometry, from_key, geometry, parse_cidr, parse_ip, to_key, usable_bounds
 from pynetdrv.store.base import Allocation, AllocationKind, PoolRecord
 
 Range = tuple[int, int]
@@ -45,11 +45,8 @@ def add_pool(conn: sqlite3.Connection, pool: PoolRecord) -> None:
 def range_bounds(pool: PoolRecord) -> Range:
     """The addresses automatic allocation may use: the sub-pool (--ip-range)
     if there is one, never the pool's network/broadcast address."""
-    lo, hi = usable_bounds(netaddr.IPNetwork(pool.cidr))
-    if pool.subpool:
-        sub = netaddr.IPNetwork(pool.subpool)
-        lo, hi = max(lo, int(sub.first)), min(hi, int(sub.last))
-    return lo, hi
+    g = geometry(pool.cidr, pool.subpool)
+    return g.lo, g.hi
 
 
 def pool_from_row(row: sqlite3.Row) -> PoolRecord:
@@ -68,13 +65,14 @@ def reserve(conn: sqlite3.Connection, pool_id: str, address: str | None, kind: A
     row = get_pool_row(conn, pool_id)
     if row is None:
         raise NotFound(f"unknown pool {pool_id}")
-    pool = pool_from_row(row)
     v = row["family"]
     if address is None:
-        addr, free = _next_free(conn, pool, from_key(row["cursor"]))
-        _move_cursor(conn, pool, addr)
+        g = geometry(row["cidr"], row["subpool"])
+        addr, free = _next_free(conn, pool_id, g, from_key(row["cursor"]), row["cidr"], row["subpool"])
+        nxt = addr + 1 if addr < g.hi else g.lo
+        conn.execute("UPDATE pools SET cursor = ? WHERE pool_id = ?", (to_key(nxt, v), pool_id))
     else:
-        addr, free = _exact(conn, pool, address)
+        addr, free = _exact(conn, pool_from_row(row), address)
     _take(conn, pool_id, free, addr, v)
     conn.execute(
         "INSERT INTO allocations VALUES (?, ?, ?, ?, ?)",
@@ -102,31 +100,25 @@ def _exact(conn: sqlite3.Connection, pool: PoolRecord, address: str) -> tuple[in
     return int(ip), free
 
 
-def _next_free(conn: sqlite3.Connection, pool: PoolRecord, cursor: int) -> tuple[int, Range]:
+def _next_free(
+    conn: sqlite3.Connection, pool_id: str, g: Geometry, cursor: int, cidr: str, subpool: str | None
+) -> tuple[int, Range]:
     """First free address at or after the cursor, wrapping once to the start
     of the range: released addresses are reused only after the rest."""
-    lo, hi = range_bounds(pool)
-    v = netaddr.IPNetwork(pool.cidr).version
+    lo, hi, v = g.lo, g.hi, g.version
     start = min(max(cursor, lo), hi) if lo <= hi else lo
     for begin in (start, lo) if start > lo else (lo,):
         found = conn.execute(
             'SELECT start, "end" FROM free_ranges WHERE pool_id = ? AND "end" >= ? ORDER BY "end" LIMIT 1',
-            (pool.pool_id, to_key(begin, v)),
+            (pool_id, to_key(begin, v)),
         ).fetchone()
         if found is not None:
             free = (from_key(found[0]), from_key(found[1]))
             addr = max(free[0], begin)
             if addr <= hi:
                 return addr, free
-    where = f" range {pool.subpool} of" if pool.subpool else ""
-    raise Unavailable(f"no free address left in{where} pool {pool.cidr}")
-
-
-def _move_cursor(conn: sqlite3.Connection, pool: PoolRecord, addr: int) -> None:
-    lo, hi = range_bounds(pool)
-    nxt = addr + 1 if addr < hi else lo
-    v = netaddr.IPNetwork(pool.cidr).version
-    conn.execute("UPDATE pools SET cursor = ? WHERE pool_id = ?", (to_key(nxt, v), pool.pool_id))
+    where = f" range {subpool} of" if subpool else ""
+    raise Unavailable(f"no free address left in{where} pool {cidr}")
 
 
 def _free_range_containing(conn: sqlite3.Connection, pool_id: str, addr: int, v: int) -> Range | None:
