@@ -67,7 +67,8 @@ async def measured(label: str, n: int, calls: Callable[[], Awaitable[Any]]) -> N
     await calls()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     print(f"{label:<34} n={n:<5} sends/op {CountingIPRoute.sends / n:6.2f}  msgs/op {CountingIPRoute.msgs / n:6.2f}"
-          f"  wall/op {wall / n * 1e3:8.3f} ms  cpu/op {cpu / n * 1e3:8.3f} ms  (total wall {wall:.2f} s)")
+          f"  wall/op {wall / n * 1e3:8.3f} ms  cpu/op {cpu / n * 1e3:8.3f} ms  (total: {CountingIPRoute.sends} sends,"
+          f" wall {wall:.2f} s, cpu {cpu:.2f} s)")
 
 
 async def per_op(specs: list[VethSpec], dp: NetlinkDataplane) -> None:

@@ -41,6 +41,7 @@ from .base import (
     owner_alias,
     parse_owner_alias,
 )
+from .linkdump import dump_links
 
 log = logging.getLogger(__name__)
 
@@ -172,34 +173,32 @@ class NetlinkDataplane:
             raise DataplaneError(f"{step} {name}: {os.strerror(errno.ENODEV)}")
         return link
 
-    async def _links(self) -> list[Msg]:
+    async def owned_links(self) -> list[OwnedLink]:
         ipr = await self._ipr()
         with _step("dump", "links"):
-            return [link async for link in await ipr.link("dump")]
-
-    async def owned_links(self) -> list[OwnedLink]:
-        links = await self._links()
-        names = {link["index"]: link.get("ifname") for link in links}
+            links = await dump_links(ipr)  # the light decode: ~10 fields per link
+        names = {link.index: link.ifname for link in links}
         owned = []
         for link in links:
-            parsed = parse_owner_alias(_alias(link), self._instance)
-            if parsed is None and self._unmarked_ours(link) and _kind(link) in ("bridge", "veth"):
+            parsed = parse_owner_alias(link.alias, self._instance)
+            if parsed is None and link.kind in ("bridge", "veth") and self._born_ours(link.ifname, link.address):
                 # Created, then the daemon died before the alias: no object
                 # id, so reconcile sees it as unknown and removes it.
-                parsed = (_kind(link), "")  # type: ignore[assignment]
-            if parsed is not None:
+                parsed = (link.kind, "")  # type: ignore[assignment]
+            if parsed is not None and link.ifname:
                 owned.append(OwnedLink(
-                    link.get("ifname"), parsed[0], parsed[1],
-                    master=names.get(link.get("master")), up=bool(link["flags"] & IFF_UP),
-                    mtu=link.get("mtu"), hairpin=_hairpin(link),
+                    link.ifname, parsed[0], parsed[1],
+                    master=names.get(link.master) if link.master else None, up=bool(link.flags & IFF_UP),
+                    mtu=link.mtu, hairpin=link.slave_kind == "bridge" and link.brport_mode == 1,
                 ))
         return owned
 
+    def _born_ours(self, name: str | None, address: str | None) -> bool:
+        return bool(name) and str(address or "").lower() == birth_mac(self._instance, name or "")
+
     def _unmarked_ours(self, link: Msg) -> bool:
         """No alias yet, but born ours (see base.birth_mac)."""
-        name = link.get("ifname")
-        return _alias(link) is None and bool(name) and (
-            str(link.get("address", "")).lower() == birth_mac(self._instance, name))
+        return _alias(link) is None and self._born_ours(link.get("ifname"), link.get("address"))
 
     async def link_in_use(self, name: str) -> bool:
         link = await self._get(name)
@@ -433,7 +432,10 @@ class NetlinkDataplane:
                 await request.prepare()
                 data += request.msg.data
             log.debug("batch: %s", [(step, name) for step, name, _ in requests])
-            ipr.send(data)
+            try:
+                ipr.send(data)
+            except NetlinkError as exc:
+                raise _error(requests[0][0], requests[0][1], exc) from exc
             while pending:
                 request = pending.pop(0)
                 step, name, _ = requests[len(requests) - len(pending) - 1]
