@@ -5,8 +5,9 @@
 - A link carrying a pynetdrv alias that the store does not know (a crash
   between a kernel step and its store write, or a network deleted while we
   were down) is removed.  Links without our alias are never touched.
-- A stored endpoint whose veth exists is re-ensured (a recreated bridge has
-  lost its ports).  One whose veth is gone: if a container had joined, the
+- A stored endpoint whose veth exists is re-ensured if the link dump shows
+  it differs from its spec (a recreated bridge has lost its ports; hairpin,
+  MTU or up lost); a healthy one costs nothing beyond the one dump.  One whose veth is gone: if a container had joined, the
   container's namespace died and took the pair with it, so the endpoint is
   dead and is forgotten; if not joined yet, the pair is recreated.
 - Published ports are held again and the firewall is rebuilt from the store
@@ -20,7 +21,7 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
-from pynetdrv.dataplane.base import Dataplane, DataplaneError
+from pynetdrv.dataplane.base import Dataplane, DataplaneError, OwnedLink, veth_in_shape
 from pynetdrv.driver.external import External
 from pynetdrv.driver.service import bridge_spec, veth_spec
 from pynetdrv.store.base import Store
@@ -34,6 +35,8 @@ class ReconcileReport:
     links_removed: list[str] = field(default_factory=list)
     endpoints_forgotten: list[str] = field(default_factory=list)
     veths_recreated: list[str] = field(default_factory=list)
+    #: Present veths re-ensured because the dump showed them differing from their spec.
+    veths_repaired: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -45,9 +48,9 @@ async def reconcile(store: Store, dataplane: Dataplane, external: External | Non
     for net in networks.values():
         await _step(report, f"ensure bridge {net.bridge}", dataplane.ensure_bridge(bridge_spec(net)))
         report.bridges_ensured.append(net.bridge)
-    present = set()
+    present: dict[str, OwnedLink] = {}
     for link in await dataplane.owned_links():
-        present.add(link.name)
+        present[link.name] = link
         if link.kind == "bridge" and link.object_id not in networks:
             await _step(report, f"remove bridge {link.name}", dataplane.remove_bridge(link.name, link.object_id))
             report.links_removed.append(link.name)
@@ -60,7 +63,10 @@ async def reconcile(store: Store, dataplane: Dataplane, external: External | Non
         if ep.host_ifname in present:
             # Re-attach: a bridge recreated above has lost its ports.
             spec = veth_spec(networks[ep.network_id], ep)
+            if veth_in_shape(present[ep.host_ifname], spec):
+                continue
             await _step(report, f"ensure veth {ep.host_ifname}", dataplane.ensure_veth(spec))
+            report.veths_repaired.append(ep.host_ifname)
         elif ep.sandbox_key:
             await store.delete_endpoint(ep.endpoint_id)
             report.endpoints_forgotten.append(ep.endpoint_id)
@@ -75,8 +81,10 @@ async def reconcile(store: Store, dataplane: Dataplane, external: External | Non
             log.error("reconcile: firewall rebuild failed: %s", e)
             report.errors.append(f"firewall: {e}")
     log.info(
-        "reconcile: %d bridge(s) ensured, %d stale link(s) removed, %d dead endpoint(s) forgotten, %d error(s)",
-        len(report.bridges_ensured), len(report.links_removed), len(report.endpoints_forgotten), len(report.errors),
+        "reconcile: %d bridge(s) ensured, %d stale link(s) removed, %d veth(s) repaired, %d recreated, "
+        "%d dead endpoint(s) forgotten, %d error(s)",
+        len(report.bridges_ensured), len(report.links_removed), len(report.veths_repaired),
+        len(report.veths_recreated), len(report.endpoints_forgotten), len(report.errors),
     )
     return report
 

@@ -77,11 +77,34 @@ class VethSpec:
 
 @dataclass(frozen=True)
 class OwnedLink:
-    """A link found in the kernel that carries a pynetdrv alias."""
+    """A link found in the kernel that carries a pynetdrv alias, with the
+    state ``veth_in_shape`` compares against a spec (read in the same dump,
+    so reconcile needs no further read per link)."""
 
     name: str
     kind: LinkKind
     object_id: str
+    #: Name of the link it is enslaved to (None: no master).
+    master: str | None = None
+    up: bool = False
+    mtu: int | None = None
+    #: Bridge port with hairpin mode on.
+    hairpin: bool = False
+
+
+def veth_in_shape(link: OwnedLink, spec: VethSpec) -> bool:
+    """True if the host end ``link`` already is as ``ensure_veth(spec)``
+    leaves it (owned by the endpoint, enslaved to its bridge, up, hairpin
+    on, MTU), so re-ensuring it would write nothing."""
+    return (
+        link.name == spec.host_name
+        and link.kind == "veth"
+        and link.object_id == spec.endpoint_id
+        and link.master == spec.bridge
+        and link.up
+        and link.hairpin
+        and (spec.mtu is None or link.mtu == spec.mtu)
+    )
 
 
 class DataplaneError(Exception):

@@ -24,6 +24,12 @@ class FakeLink:
     kind: LinkKind | str
     alias: str | None
     spec: BridgeSpec | VethSpec | None = None
+    #: The state owned_links reports (see base.OwnedLink); tests break a
+    #: link by changing these, as an admin's `ip link set` would.
+    master: str | None = None
+    up: bool = False
+    mtu: int | None = None
+    hairpin: bool = False
 
 
 @dataclass
@@ -52,7 +58,12 @@ class FakeDataplane:
     async def ensure_bridge(self, spec: BridgeSpec) -> None:
         alias = owner_alias("bridge", spec.network_id, self.instance)
         self._claim(spec.name, alias)
-        self.links[spec.name] = FakeLink(spec.name, "bridge", alias, spec)
+        if spec.name not in self.links:
+            # A bridge made anew has no ports.
+            for link in self.links.values():
+                if link.master == spec.name:
+                    link.master, link.hairpin = None, False
+        self.links[spec.name] = FakeLink(spec.name, "bridge", alias, spec, up=True, mtu=spec.mtu)
         self._step("ensure_bridge", spec.name)
 
     async def remove_bridge(self, name: str, network_id: str) -> None:
@@ -64,8 +75,9 @@ class FakeDataplane:
         self._claim(spec.peer_name, alias)
         if spec.bridge not in self.links:
             raise DataplaneError(f"enslave {spec.host_name}: bridge {spec.bridge} does not exist")
-        self.links[spec.host_name] = FakeLink(spec.host_name, "veth", alias, spec)
-        self.links[spec.peer_name] = FakeLink(spec.peer_name, "veth", alias, spec)
+        self.links[spec.host_name] = FakeLink(
+            spec.host_name, "veth", alias, spec, master=spec.bridge, up=True, mtu=spec.mtu, hairpin=True)
+        self.links[spec.peer_name] = FakeLink(spec.peer_name, "veth", alias, spec, mtu=spec.mtu)
         self._step("ensure_veth", spec.host_name)
 
     async def remove_veth(self, host_name: str, endpoint_id: str) -> None:
@@ -85,7 +97,10 @@ class FakeDataplane:
         for link in self.links.values():
             parsed = parse_owner_alias(link.alias, self.instance)
             if parsed is not None:
-                out.append(OwnedLink(link.name, *parsed))
+                # A master that is gone is no master (the kernel releases the port).
+                master = link.master if link.master in self.links else None
+                out.append(OwnedLink(link.name, *parsed, master=master, up=link.up, mtu=link.mtu,
+                                     hairpin=link.hairpin and master is not None))
         return out
 
     async def link_in_use(self, name: str) -> bool:

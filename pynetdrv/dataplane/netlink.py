@@ -19,12 +19,16 @@ import ipaddress
 import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from pyroute2 import AsyncIPRoute
+from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.nlsocket import NetlinkRequest
+from pyroute2.netlink.rtnl import RTM_NEWLINK
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from .base import (
     DEFAULT_INSTANCE,
@@ -37,6 +41,7 @@ from .base import (
     owner_alias,
     parse_owner_alias,
 )
+from .linkdump import dump_links
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,9 @@ IFF_UP = 0x1
 IFA_F_NODAD = 0x02
 RT_SCOPE_UNIVERSE = 0
 RT_TABLE_MAIN = 254
+#: What an add with IFLA_MASTER returns when that index is no bridge any more:
+#: gone (EINVAL), or reused by a link that takes no ports (EOPNOTSUPP).
+STALE_MASTER_ERRNOS = (errno.EINVAL, errno.ENODEV, errno.EOPNOTSUPP)
 IPV6_NOT_POOL_ROUTES = (
     ipaddress.IPv6Network("fe80::/64"),  # per-link link-local, on every link
     ipaddress.IPv6Network("ff00::/8"),  # multicast
@@ -77,6 +85,24 @@ def _kind(link: Msg) -> str | None:
     return str(kind) if kind else None
 
 
+def _hairpin(link: Msg) -> bool:
+    """A bridge port with hairpin mode on (from a link get or dump)."""
+    return bool(
+        link.get_nested("IFLA_LINKINFO", "IFLA_INFO_SLAVE_KIND") == "bridge"
+        and link.get_nested("IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA", "IFLA_BRPORT_MODE") == 1
+    )
+
+
+def _setlink(ifname: str, *attrs: list[Any]) -> Msg:
+    """An RTM_NEWLINK changing the existing link ``ifname`` (index 0: the
+    kernel finds it by IFLA_IFNAME)."""
+    msg = ifinfmsg()
+    msg["header"]["type"] = RTM_NEWLINK
+    msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK
+    msg["attrs"] = [["IFLA_IFNAME", ifname], *attrs]
+    return msg
+
+
 def _foreign(name: str, what: str, object_id: str) -> ForeignLinkError:
     return ForeignLinkError(
         f"link {name} exists and was not created by pynetdrv for {what} {object_id[:12]}"
@@ -97,8 +123,16 @@ class NetlinkDataplane:
         self,
         netns: str | None = None,
         instance: str = DEFAULT_INSTANCE,
+        socket_factory: Callable[..., AsyncIPRoute] = AsyncIPRoute,
     ) -> None:
+        """``socket_factory``: opens the rtnetlink socket (tests and the
+        measurement script pass an AsyncIPRoute subclass that counts sends)."""
         self._netns = netns
+        self._socket_factory = socket_factory
+        #: Our bridges' indexes by name, filled where ownership is verified
+        #: (ensure_bridge, or a read when enslaving), so a new veth is
+        #: created already enslaved without reading its bridge first.
+        self._bridges: dict[str, int] = {}
         # Scopes ownership: another pynetdrv instance's links are foreign.
         self._instance = instance
         self._ipr_obj: AsyncIPRoute | None = None
@@ -111,7 +145,7 @@ class NetlinkDataplane:
             if self._ipr_obj is None:
                 log.debug("opening rtnetlink socket (netns=%s)", self._netns)
                 kwargs = {"netns": self._netns} if self._netns else {}
-                self._ipr_obj = AsyncIPRoute(**kwargs)
+                self._ipr_obj = self._socket_factory(**kwargs)
             return self._ipr_obj
 
     async def close(self) -> None:
@@ -139,28 +173,32 @@ class NetlinkDataplane:
             raise DataplaneError(f"{step} {name}: {os.strerror(errno.ENODEV)}")
         return link
 
-    async def _links(self) -> list[Msg]:
+    async def owned_links(self) -> list[OwnedLink]:
         ipr = await self._ipr()
         with _step("dump", "links"):
-            return [link async for link in await ipr.link("dump")]
-
-    async def owned_links(self) -> list[OwnedLink]:
+            links = await dump_links(ipr)  # the light decode: ~10 fields per link
+        names = {link.index: link.ifname for link in links}
         owned = []
-        for link in await self._links():
-            parsed = parse_owner_alias(_alias(link), self._instance)
-            if parsed is not None:
-                owned.append(OwnedLink(link.get("ifname"), parsed[0], parsed[1]))
-            elif self._unmarked_ours(link) and _kind(link) in ("bridge", "veth"):
+        for link in links:
+            parsed = parse_owner_alias(link.alias, self._instance)
+            if parsed is None and link.kind in ("bridge", "veth") and self._born_ours(link.ifname, link.address):
                 # Created, then the daemon died before the alias: no object
                 # id, so reconcile sees it as unknown and removes it.
-                owned.append(OwnedLink(link.get("ifname"), _kind(link), ""))  # type: ignore[arg-type]
+                parsed = (link.kind, "")  # type: ignore[assignment]
+            if parsed is not None and link.ifname:
+                owned.append(OwnedLink(
+                    link.ifname, parsed[0], parsed[1],
+                    master=names.get(link.master) if link.master else None, up=bool(link.flags & IFF_UP),
+                    mtu=link.mtu, hairpin=link.slave_kind == "bridge" and link.brport_mode == 1,
+                ))
         return owned
+
+    def _born_ours(self, name: str | None, address: str | None) -> bool:
+        return bool(name) and str(address or "").lower() == birth_mac(self._instance, name or "")
 
     def _unmarked_ours(self, link: Msg) -> bool:
         """No alias yet, but born ours (see base.birth_mac)."""
-        name = link.get("ifname")
-        return _alias(link) is None and bool(name) and (
-            str(link.get("address", "")).lower() == birth_mac(self._instance, name))
+        return _alias(link) is None and self._born_ours(link.get("ifname"), link.get("address"))
 
     async def link_in_use(self, name: str) -> bool:
         link = await self._get(name)
@@ -236,6 +274,7 @@ class NetlinkDataplane:
     async def _claim_bridge(self, spec: BridgeSpec) -> Msg:
         """The bridge link, created if missing; refuses links not ours."""
         alias = owner_alias("bridge", spec.network_id, self._instance)
+        self._bridges.pop(spec.name, None)  # until verified again below
         if await self._drop_unmarked(spec.name, await self._get(spec.name)) is None and await self._add_bridge(spec):
             # Alias right after creation: from now on the link is claimed.
             new = await self._must_get(spec.name, "read new bridge")
@@ -246,6 +285,7 @@ class NetlinkDataplane:
             raise _foreign(spec.name, "network", spec.network_id)
         if _kind(link) != "bridge":
             raise ForeignLinkError(f"link {spec.name} exists and is a {_kind(link)}, not a bridge")
+        self._bridges[spec.name] = link["index"]
         return link
 
     async def _add_bridge(self, spec: BridgeSpec) -> bool:
@@ -309,11 +349,15 @@ class NetlinkDataplane:
                 raise _error(f"remove address {addr} from", name, exc) from exc
 
     async def remove_bridge(self, name: str, network_id: str) -> None:
+        self._bridges.pop(name, None)
         await self._remove_owned(name, owner_alias("bridge", network_id, self._instance), "bridge")
 
     # -- veth pairs --------------------------------------------------------
 
     async def ensure_veth(self, spec: VethSpec) -> None:
+        # Requests: a healthy pair costs one get (Join, reconcile); a new
+        # one a get (ENODEV), one add that also enslaves and brings the host
+        # end up, and one send carrying both aliases and hairpin mode.
         alias = owner_alias("veth", spec.endpoint_id, self._instance)
         host = await self._drop_unmarked(spec.host_name, await self._get(spec.host_name))
         if host is not None:
@@ -321,15 +365,107 @@ class NetlinkDataplane:
                 raise _foreign(spec.host_name, "endpoint", spec.endpoint_id)
             await self._attach(host, spec)
             return
-        await self._free_peer_name(spec, alias)
-        await self._add_veth(spec)
+        if await self._add_veth_attached(spec):
+            try:
+                await self._mark_new_veth(spec, alias)
+            except BaseException:
+                await self._undo_veth(spec.host_name)  # see _create_veth_stepwise
+                raise
+            return
+        # A name is taken (a stale peer of ours, a foreign link, a race):
+        # the careful path reads both names and decides.
+        host = await self._drop_unmarked(spec.host_name, await self._get(spec.host_name))
+        if host is not None:
+            if _alias(host) != alias:
+                raise _foreign(spec.host_name, "endpoint", spec.endpoint_id)
+            await self._attach(host, spec)
+            return
+        await self._create_veth_stepwise(spec, alias)
+
+    async def _add_veth_attached(self, spec: VethSpec) -> bool:
+        """Create the pair already enslaved to the bridge and up, in one
+        request; False if a name is taken.  A cached bridge index that has
+        gone stale (bridge deleted and made again elsewhere) gets one retry
+        with the bridge read afresh."""
+        for fresh in (False, True):
+            bridge = await self._bridge_index(spec.bridge, spec.host_name, fresh=fresh)
+            try:
+                await self._add_veth(spec, master=bridge, state="up")
+                return True
+            except NetlinkError as exc:
+                if exc.code == errno.EEXIST:
+                    return False
+                if fresh or exc.code not in STALE_MASTER_ERRNOS:
+                    raise _error("create veth", spec.host_name, exc) from exc
+                log.info("bridge %s: cached index %d is stale (%s), reading it again",
+                         spec.bridge, bridge, os.strerror(exc.code))
+                self._bridges.pop(spec.bridge, None)
+        raise AssertionError("unreachable")
+
+    async def _mark_new_veth(self, spec: VethSpec, alias: str) -> None:
+        """Aliases on both ends (the kernel ignores one given at creation;
+        both ends carry it so a peer left in this namespace is recognised as
+        ours too) and hairpin mode on the host end, in one send.  By name:
+        the pair was just created under these names."""
+        host_linkinfo = {"attrs": [
+            ["IFLA_INFO_SLAVE_KIND", "bridge"],
+            # Hairpin: a container reaching its own published port through
+            # the host is DNATed back out of the port the frame came in on.
+            ["IFLA_INFO_SLAVE_DATA", {"attrs": [["IFLA_BRPORT_MODE", 1]]}],
+        ]}
+        await self._batch([
+            ("set alias and hairpin mode on", spec.host_name,
+             _setlink(spec.host_name, ["IFLA_IFALIAS", alias], ["IFLA_LINKINFO", host_linkinfo])),
+            ("set alias", spec.peer_name, _setlink(spec.peer_name, ["IFLA_IFALIAS", alias])),
+        ])
+
+    async def _batch(self, requests: list[tuple[str, str, Msg]]) -> None:
+        """Send (step, object, message) requests in one send and read every
+        reply; the first failure is raised, named by its step and object.
+        (pyroute2's nlm_request_batch stops reading at the first error.)"""
+        ipr = await self._ipr()
+        pending = [NetlinkRequest(ipr, msg) for _, _, msg in requests]
+        failure: DataplaneError | None = None
         try:
-            await self._configure_new_veth(spec, alias)
-        except BaseException:
-            # Also on cancellation: a half-configured pair must not outlive
-            # this call (it would be unowned, or owned but not attached).
-            await self._undo_veth(spec.host_name)
-            raise
+            data = b""
+            for request in pending:
+                await request.prepare()
+                data += request.msg.data
+            log.debug("batch: %s", [(step, name) for step, name, _ in requests])
+            try:
+                ipr.send(data)
+            except NetlinkError as exc:
+                raise _error(requests[0][0], requests[0][1], exc) from exc
+            while pending:
+                request = pending.pop(0)
+                step, name, _ = requests[len(requests) - len(pending) - 1]
+                try:
+                    async for _reply in request.response():  # frees the request
+                        pass
+                except NetlinkError as exc:
+                    failure = failure or _error(step, name, exc)
+        finally:
+            for request in pending:  # not sent, or cancelled before its reply
+                request.cleanup()
+        if failure is not None:
+            raise failure
+
+    async def _bridge_index(self, bridge: str, host_name: str, fresh: bool = False) -> int:
+        """Index of our bridge ``bridge``, from the cache unless ``fresh``."""
+        if not fresh and bridge in self._bridges:
+            return self._bridges[bridge]
+        link = await self._must_get(bridge, f"enslave {host_name} to bridge")
+        self._own_bridge(link, bridge, f"enslave {host_name} to {bridge}")
+        return int(link["index"])
+
+    def _own_bridge(self, link: Msg, name: str, step: str) -> None:
+        """Refuse to enslave to anything but one of our own bridges; cache
+        its index (dropped by remove_bridge)."""
+        parsed = parse_owner_alias(_alias(link), self._instance)
+        if parsed is None or parsed[0] != "bridge" or _kind(link) != "bridge":
+            self._bridges.pop(name, None)
+            raise ForeignLinkError(f"{step}: link {name} is not a bridge created by pynetdrv")
+        self._bridges[name] = link["index"]
 
     async def _drop_unmarked(self, name: str, link: Msg | None) -> Msg | None:
         """``link`` (as just read), or None once removed if it is a link of
@@ -341,6 +477,20 @@ class NetlinkDataplane:
             return None
         return link
 
+    async def _create_veth_stepwise(self, spec: VethSpec, alias: str) -> None:
+        """The careful path: free the peer name if a stale peer of ours
+        holds it, create, then alias and attach step by step."""
+        await self._free_peer_name(spec, alias)
+        with _step("create veth", spec.host_name):
+            await self._add_veth(spec)
+        try:
+            await self._configure_new_veth(spec, alias)
+        except BaseException:
+            # Also on cancellation: a half-configured pair must not outlive
+            # this call (it would be unowned, or owned but not attached).
+            await self._undo_veth(spec.host_name)
+            raise
+
     async def _free_peer_name(self, spec: VethSpec, alias: str) -> None:
         peer = await self._get(spec.peer_name)
         if peer is None:
@@ -350,36 +500,41 @@ class NetlinkDataplane:
         # Our own leftover whose host end is gone (or elsewhere): recreate.
         await self._delete(peer, spec.peer_name, "delete stale veth")
 
-    async def _add_veth(self, spec: VethSpec) -> None:
-        log.debug("create veth %s/%s", spec.host_name, spec.peer_name)
+    async def _add_veth(self, spec: VethSpec, **host_attrs: Any) -> None:
+        """Create the pair; raises NetlinkError.  The host end is born with
+        the birth MAC (see base.birth_mac)."""
+        log.debug("create veth %s/%s %s", spec.host_name, spec.peer_name, host_attrs)
         ipr = await self._ipr()
         mtu = {"mtu": spec.mtu} if spec.mtu is not None else {}
         # The peer's MTU must be in the peer dict: the outer one is host-only.
         peer = {"ifname": spec.peer_name, "address": spec.mac, **mtu}
         born = birth_mac(self._instance, spec.host_name)
-        with _step("create veth", spec.host_name):
-            await ipr.link("add", ifname=spec.host_name, kind="veth", peer=peer, address=born, **mtu)
+        await ipr.link("add", ifname=spec.host_name, kind="veth", peer=peer, address=born, **mtu, **host_attrs)
 
     async def _configure_new_veth(self, spec: VethSpec, alias: str) -> None:
-        # Aliases are not applied by "add"; both ends carry one so a peer
-        # left in this namespace is recognised as ours too.
         for name in (spec.host_name, spec.peer_name):
             link = await self._must_get(name, "read new veth")
             await self._set(link, name, "set alias", ifalias=alias)
         await self._attach(await self._must_get(spec.host_name, "read new veth"), spec)
 
     async def _attach(self, host: Msg, spec: VethSpec) -> None:
-        """Host end: MTU, enslaved to the bridge, up.  The peer stays down:
-        Docker moves it into the container and brings it up there."""
+        """Host end (as just read): MTU, enslaved to the bridge, hairpin
+        mode, up; writes only what differs.  The peer stays down: Docker
+        moves it into the container and brings it up there."""
         name = spec.host_name
         await self._ensure_mtu(host, name, spec.mtu)
-        bridge = await self._must_get(spec.bridge, f"enslave {name} to bridge")
-        if host.get("master") != bridge["index"]:
-            await self._set(host, f"{name} to {spec.bridge}", "enslave", master=bridge["index"])
-        # Hairpin: a container reaching its own published port through the
-        # host is DNATed back out of the port the frame came in on.
-        with _step("set hairpin mode on", name):
-            await (await self._ipr()).brport("set", index=host["index"], mode=1)
+        master = host.get("master")
+        # The bridge is read only if the cache has no entry or disagrees.
+        if self._bridges.get(spec.bridge) != master or master is None:
+            bridge = await self._bridge_index(spec.bridge, name, fresh=True)
+            if master != bridge:
+                await self._set(host, f"{name} to {spec.bridge}", "enslave", master=bridge)
+                master = None  # a new port starts with hairpin off
+        if master is None or not _hairpin(host):
+            # Hairpin: a container reaching its own published port through
+            # the host is DNATed back out of the port the frame came in on.
+            with _step("set hairpin mode on", name):
+                await (await self._ipr()).brport("set", index=host["index"], mode=1)
         await self._ensure_up(host, name)
 
     async def _undo_veth(self, host_name: str) -> None:

@@ -59,12 +59,16 @@ async def test_owned_links_lists_exactly_ours(
     await kernel.link("set", index=idx, ifalias="pynetdrv:router:x")
 
     owned = sorted(await dataplane.owned_links(), key=lambda o: o.name)
+    # With the state reconcile compares, read in the same dump: host ends
+    # enslaved (master by name), up, hairpin on; peers down, no master.
+    host = {"master": "pndbr0", "up": True, "mtu": 1450, "hairpin": True}
+    peer = {"master": None, "up": False, "mtu": 1450, "hairpin": False}
     assert owned == [
-        OwnedLink("pndbr0", "bridge", NET),
-        OwnedLink("pndv1h", "veth", EP1),
-        OwnedLink("pndv1p", "veth", EP1),
-        OwnedLink("pndv2h", "veth", EP2),
-        OwnedLink("pndv2p", "veth", EP2),
+        OwnedLink("pndbr0", "bridge", NET, master=None, up=True, mtu=1450, hairpin=False),
+        OwnedLink("pndv1h", "veth", EP1, **host),  # type: ignore[arg-type]
+        OwnedLink("pndv1p", "veth", EP1, **peer),  # type: ignore[arg-type]
+        OwnedLink("pndv2h", "veth", EP2, **host),  # type: ignore[arg-type]
+        OwnedLink("pndv2p", "veth", EP2, **peer),  # type: ignore[arg-type]
     ]
 
 
@@ -136,7 +140,7 @@ async def test_another_instances_links_are_foreign(
         with pytest.raises(ForeignLinkError, match="pndbr0"):
             await dataplane.ensure_bridge(BRIDGE)
         await dataplane.remove_bridge("pndbr0", NET)
-        assert await other.owned_links() == [OwnedLink("pndbr0", "bridge", NET)]
+        assert [(o.name, o.kind, o.object_id) for o in await other.owned_links()] == [("pndbr0", "bridge", NET)]
         assert (await get_link(kernel, "pndbr0")).get("ifalias") == f"pynetdrv-it:bridge:{NET}"
     finally:
         await other.close()

@@ -4,7 +4,9 @@ services are real, the namespace is a throwaway one standing in for the host."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from pyroute2 import AsyncIPRoute
 
 from pynetdrv.api import network_models as m
@@ -100,3 +102,74 @@ async def test_links_left_unmarked_by_a_crash_are_recognised_and_removed(
     finally:
         await dp.close()
         await store.close()
+
+
+@pytest.mark.parametrize("how", ["healthy", "hairpin-off", "nomaster", "down", "wrong-mtu"])
+async def test_reconcile_repairs_only_the_veth_that_differs(
+        nsname: str, kernel: AsyncIPRoute, tmp_path: Path, how: str) -> None:
+    """Two endpoints; one is damaged as an admin could (or not at all).
+    Reconcile rewrites only that one (decided from its one link dump: the
+    healthy one gets no request of its own) and leaves it as ensure_veth does."""
+    from counting_ipr import CountingIPRoute
+
+    store = SQLiteStore(tmp_path / "state.db")
+    await store.open()
+    dp = NetlinkDataplane(netns=nsname)
+    try:
+        svc = NetworkService(store, dp)
+        await svc.create_network(m.CreateNetworkRequest(
+            NetworkID=NET, Options={"com.docker.network.generic": {
+                "com.docker.network.bridge.name": "pndrc0", "com.docker.network.driver.mtu": "1450"}},
+            IPv4Data=[m.IPAMData(AddressSpace="local", Pool="10.253.0.0/24", Gateway="10.253.0.1/24")]))
+        for i, ep in enumerate((EP, "d4" * 32)):
+            await svc.create_endpoint(m.CreateEndpointRequest(
+                NetworkID=NET, EndpointID=ep, Interface=m.EndpointInterface(Address=f"10.253.0.{i + 2}/24")))
+        names = ("pnve-b2b2b2b2b2", "pnve-d4d4d4d4d4")
+        healthy = {n: await _port(kernel, n) for n in names}
+        assert all(v == (True, True, 1, 1450) for v in healthy.values()), healthy
+        (host,) = await kernel.link("get", ifname=names[0])
+        damage = {"hairpin-off": lambda: kernel.brport("set", index=host["index"], mode=0),
+                  "nomaster": lambda: kernel.link("set", index=host["index"], master=0),
+                  "down": lambda: kernel.link("set", index=host["index"], state="down"),
+                  "wrong-mtu": lambda: kernel.link("set", index=host["index"], mtu=1300)}.get(how)
+        if damage is not None:
+            await damage()
+            assert await _port(kernel, names[0]) != healthy[names[0]]
+        await dp.close()
+        dp = NetlinkDataplane(netns=nsname, socket_factory=CountingIPRoute)  # as after a restart
+        report = await reconcile(store, dp)
+        assert report.errors == []
+        assert report.veths_repaired == ([] if how == "healthy" else [names[0]])
+        assert {n: await _port(kernel, n) for n in names} == healthy
+        ipr = await dp._ipr()
+        assert isinstance(ipr, CountingIPRoute)
+        # Baseline: what ensure_bridge and the one dump cost alone (an
+        # unchanged bridge); a healthy veth adds nothing to it, a damaged
+        # one its get and the writes that fix it.
+        baseline = NetlinkDataplane(netns=nsname, socket_factory=CountingIPRoute)
+        try:
+            await baseline.ensure_bridge(await svc_bridge(store))
+            await baseline.owned_links()
+            alone = len((await baseline._ipr()).sends)  # type: ignore[attr-defined]
+        finally:
+            await baseline.close()
+        extra = len(ipr.sends) - alone
+        assert extra == 0 if how == "healthy" else 2 <= extra <= 4, ipr.sends
+    finally:
+        await dp.close()
+        await store.close()
+
+
+async def svc_bridge(store: SQLiteStore) -> Any:
+    from pynetdrv.driver.service import bridge_spec
+
+    net = await store.get_network(NET)
+    assert net is not None
+    return bridge_spec(net)
+
+
+async def _port(kernel: AsyncIPRoute, name: str) -> tuple[Any, ...]:
+    (link,) = await kernel.link("get", ifname=name)
+    (br,) = await kernel.link("get", ifname="pndrc0")
+    return (link.get("master") == br["index"], bool(link["flags"] & 1),
+            link.get_nested("IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA", "IFLA_BRPORT_MODE"), link.get("mtu"))

@@ -112,10 +112,11 @@ async def test_missing_bridge_fails_and_leaves_no_veth(
     assert await link_names(kernel) == before == {"lo"}
 
 
-async def test_enslave_failure_undoes_the_pair(
+async def test_enslave_to_a_link_not_our_bridge_is_refused_and_leaves_nothing(
     dataplane: NetlinkDataplane, kernel: AsyncIPRoute
 ) -> None:
-    # "Bridge" that exists but cannot take ports: the enslave step itself fails.
+    # "Bridge" that exists but is no bridge of ours: refused before any
+    # pair is made (the undo after a failed step: test_netns_veth_fast.py).
     await add_foreign_veth(kernel, "notabr", "notabrp")
     before = await link_names(kernel)
     with pytest.raises(DataplaneError, match=r"^enslave pndv1h to notabr: "):

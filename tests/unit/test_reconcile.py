@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from pynetdrv.api import network_models as nm
 from pynetdrv.dataplane.base import BridgeSpec, VethSpec, owner_alias
 from pynetdrv.dataplane.fake import FakeDataplane, FakeLink
@@ -220,3 +222,37 @@ async def test_recreated_bridge_gets_its_surviving_veths_back(store: SQLiteStore
     assert ("ensure_bridge", net.bridge) in dp.calls
     reattached = {name for step, name in dp.calls if step == "ensure_veth"}
     assert reattached == {e.host_ifname for e in eps}, f"veths not re-attached to {net.bridge}: {dp.calls}"
+
+
+async def test_healthy_veths_are_not_re_ensured(store: SQLiteStore, dp: FakeDataplane) -> None:
+    """The one link dump already shows them as specified: no ensure_veth
+    (a restart over many endpoints would otherwise read each one again)."""
+    await build(store, dp)
+    dp.calls.clear()
+    report = await reconcile(store, dp)
+    assert [c for c in dp.calls if c[0] == "ensure_veth"] == []
+    assert report.veths_repaired == [] and report.errors == []
+
+
+@pytest.mark.parametrize("damage", [
+    {"hairpin": False}, {"master": None}, {"up": False}, {"mtu": 1300}, {"master": "pnbr-elsewhere"},
+], ids=["hairpin-off", "nomaster", "down", "wrong-mtu", "other-master"])
+async def test_a_veth_that_differs_from_its_spec_is_re_ensured(
+    store: SQLiteStore, dp: FakeDataplane, damage: dict[str, Any]
+) -> None:
+    await build(store, dp)
+    idle, joined = await store.get_endpoint(EP_IDLE), await store.get_endpoint(EP_JOINED)
+    assert idle is not None and joined is not None
+    if damage.get("master") == "pnbr-elsewhere":
+        dp.add_foreign("pnbr-elsewhere", "bridge")
+    healthy = kernel(dp)[idle.host_ifname]
+    for attr, value in damage.items():
+        setattr(dp.links[idle.host_ifname], attr, value)
+    dp.calls.clear()
+    report = await reconcile(store, dp)
+    # Only the damaged one, and it is as ensure_veth leaves it again.
+    assert [c for c in dp.calls if c[0] == "ensure_veth"] == [("ensure_veth", idle.host_ifname)]
+    assert report.veths_repaired == [idle.host_ifname] and report.errors == []
+    link = dp.links[idle.host_ifname]
+    assert kernel(dp)[idle.host_ifname] == healthy
+    assert (link.master, link.up, link.mtu, link.hairpin) == (link.spec.bridge, True, 1450, True)  # type: ignore[union-attr]

@@ -1,0 +1,40 @@
+"""An AsyncIPRoute that records every netlink message it sends (type and
+flags), handed to NetlinkDataplane(socket_factory=...): counts what the
+dataplane really asks of the kernel, without patching its internals.  It can
+also fail one message type once, to test undo paths."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK
+
+NAMES = {RTM_NEWLINK: "newlink", RTM_GETLINK: "getlink", RTM_DELLINK: "dellink"}
+
+
+class CountingIPRoute(AsyncIPRoute):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: One list per send: the message kinds in it ("getlink", "newlink", ...).
+        self.sends: list[list[str]] = []
+        #: (message kinds of a send, errno): the next send of exactly those fails.
+        self.fail_next: tuple[list[str], int] | None = None
+
+    def send(self, data: bytes, flags: int = 0) -> Any:
+        kinds, off = [], 0
+        while off < len(data):
+            length, kind = struct.unpack_from("IH", data, off)
+            kinds.append(NAMES.get(kind, str(kind)))
+            off += (length + 3) & ~3
+        self.sends.append(kinds)
+        if self.fail_next is not None and self.fail_next[0] == kinds:
+            code, self.fail_next = self.fail_next[1], None
+            raise NetlinkError(code, "injected by CountingIPRoute")
+        return super().send(data, flags)
+
+    def writes(self) -> list[list[str]]:
+        """The sends that carried anything but a read."""
+        return [s for s in self.sends if any(k != "getlink" for k in s)]
