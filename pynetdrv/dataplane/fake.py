@@ -69,7 +69,7 @@ class FakeDataplane:
     async def remove_bridge(self, name: str, network_id: str) -> None:
         self._remove(name, owner_alias("bridge", network_id, self.instance), "remove_bridge")
 
-    async def ensure_veth(self, spec: VethSpec) -> None:
+    async def ensure_veth(self, spec: VethSpec, expect_new: bool = False) -> None:
         alias = owner_alias("veth", spec.endpoint_id, self.instance)
         self._claim(spec.host_name, alias)
         self._claim(spec.peer_name, alias)

@@ -354,17 +354,20 @@ class NetlinkDataplane:
 
     # -- veth pairs --------------------------------------------------------
 
-    async def ensure_veth(self, spec: VethSpec) -> None:
+    async def ensure_veth(self, spec: VethSpec, expect_new: bool = False) -> None:
         # Requests: a healthy pair costs one get (Join, reconcile); a new
-        # one a get (ENODEV), one add that also enslaves and brings the host
-        # end up, and one send carrying both aliases and hairpin mode.
+        # one a get (ENODEV; skipped when ``expect_new``), one add that also
+        # enslaves and brings the host end up, and one send carrying both
+        # aliases and hairpin mode.  If the add finds a name taken, the
+        # careful path below decides, so a wrong hint costs only time.
         alias = owner_alias("veth", spec.endpoint_id, self._instance)
-        host = await self._drop_unmarked(spec.host_name, await self._get(spec.host_name))
-        if host is not None:
-            if _alias(host) != alias:
-                raise _foreign(spec.host_name, "endpoint", spec.endpoint_id)
-            await self._attach(host, spec)
-            return
+        if not expect_new:
+            host = await self._drop_unmarked(spec.host_name, await self._get(spec.host_name))
+            if host is not None:
+                if _alias(host) != alias:
+                    raise _foreign(spec.host_name, "endpoint", spec.endpoint_id)
+                await self._attach(host, spec)
+                return
         if await self._add_veth_attached(spec):
             try:
                 await self._mark_new_veth(spec, alias)

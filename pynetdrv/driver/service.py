@@ -159,7 +159,7 @@ class NetworkService:
             async with AsyncExitStack() as undo:
                 if new:  # a retry must not tear down a working endpoint
                     undo.push_async_callback(self._dp.remove_veth, ep.host_ifname, ep.endpoint_id)
-                await self._kernel(self._dp.ensure_veth(veth_spec(net, ep)))
+                await self._kernel(self._dp.ensure_veth(veth_spec(net, ep), expect_new=new))
                 await self._store.put_endpoint(ep)
                 undo.pop_all()
         log.info("endpoint %s created on %s: %s", ep.endpoint_id[:12], net.bridge, ep.host_ifname)

@@ -74,6 +74,41 @@ async def test_new_pair_in_three_sends_with_the_full_state(
     assert ipr.sends == [["getlink"], ["newlink"], ["newlink", "newlink"]]
 
 
+async def test_expected_new_pair_skips_the_read(
+    counted: tuple[NetlinkDataplane, CountingIPRoute], kernel: AsyncIPRoute
+) -> None:
+    """CreateEndpoint of an endpoint the store does not know: add first."""
+    dp, ipr = counted
+    await dp.ensure_veth(VETH, expect_new=True)
+    assert await state(kernel) == WANT
+    assert ipr.sends == [["newlink"], ["newlink", "newlink"]]
+
+
+async def test_a_wrong_new_hint_still_ends_right(
+    counted: tuple[NetlinkDataplane, CountingIPRoute], kernel: AsyncIPRoute
+) -> None:
+    """The pair exists (damaged here): the add meets EEXIST and the careful
+    path repairs it, as without the hint."""
+    dp, ipr = counted
+    await dp.ensure_veth(VETH)
+    await _damage(kernel, "nomaster")
+    ipr.sends.clear()
+    await dp.ensure_veth(VETH, expect_new=True)
+    assert await state(kernel) == WANT
+    assert ipr.sends[0] == ["newlink"]
+
+
+async def test_a_wrong_new_hint_still_refuses_a_foreign_link(
+    counted: tuple[NetlinkDataplane, CountingIPRoute], kernel: AsyncIPRoute
+) -> None:
+    dp, _ = counted
+    idx = await add_foreign_veth(kernel, "pndv1h", "pndforeign")
+    with pytest.raises(ForeignLinkError, match="link pndv1h exists and was not created by pynetdrv"):
+        await dp.ensure_veth(VETH, expect_new=True)
+    link = await get_link(kernel, "pndv1h")
+    assert link["index"] == idx and link.get("ifalias") is None
+
+
 async def test_stepwise_path_gives_the_same_state(dataplane: NetlinkDataplane, kernel: AsyncIPRoute) -> None:
     """The careful path (taken after EEXIST: here a stale peer of ours holds
     the peer name) ends in exactly the state of the fast path."""
