@@ -1,4 +1,5 @@
-"""A link dump that decodes only what ownership and reconcile need.
+"""Link reads (a dump, or one link) that decode only what ownership,
+ensure_* and reconcile need.
 
 pyroute2 decodes every attribute of every RTM_NEWLINK (stats, AF_SPEC, ~40
 bridge-port attributes...): ~1.2 ms of CPU per link of ours, which made the
@@ -25,6 +26,7 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS = 1, 3, 4, 10, 18, 20
 IFLA_INFO_KIND, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 4, 5
 IFLA_BRPORT_MODE = 4
+RTEXT_FILTER_SKIP_STATS = 1 << 3
 NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED / NLA_F_NET_BYTEORDER
 NLMSG_HDR, IFINFOMSG = struct.Struct("IHHII"), struct.Struct("BxHiII")
 
@@ -88,9 +90,7 @@ def decode_link(data: bytes, offset: int, length: int) -> DumpedLink:
     )
 
 
-async def dump_links(ipr: AsyncIPRoute) -> list[DumpedLink]:
-    """All links of ``ipr``'s namespace; raises NetlinkError."""
-
+def _parser(ipr: AsyncIPRoute) -> Any:
     def parse(data: bytes, offset: int, length: int) -> Any:
         _, kind, flags, seq, _ = NLMSG_HDR.unpack_from(data, offset)
         if kind != RTM_NEWLINK:  # NLMSG_DONE, NLMSG_ERROR: pyroute2's own
@@ -98,7 +98,25 @@ async def dump_links(ipr: AsyncIPRoute) -> list[DumpedLink]:
         return {"header": {"type": kind, "flags": flags, "sequence_number": seq, "error": None},
                 "link": decode_link(data, offset, length)}
 
+    return parse
+
+
+async def dump_links(ipr: AsyncIPRoute) -> list[DumpedLink]:
+    """All links of ``ipr``'s namespace; raises NetlinkError."""
     request = NetlinkRequest(ipr, ifinfmsg(), msg_type=RTM_GETLINK, msg_flags=NLM_F_REQUEST | NLM_F_DUMP,
-                             parser=parse)
+                             parser=_parser(ipr))
     await request.send()
     return [msg["link"] async for msg in request.response()]
+
+
+async def get_link(ipr: AsyncIPRoute, name: str) -> DumpedLink:
+    """The link called ``name``; raises NetlinkError (ENODEV: none).  The
+    kernel looks it up by IFLA_IFNAME, and leaves out the statistics."""
+    msg = ifinfmsg()
+    msg["attrs"] = [["IFLA_IFNAME", name], ["IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS]]
+    request = NetlinkRequest(ipr, msg, msg_type=RTM_GETLINK, msg_flags=NLM_F_REQUEST, parser=_parser(ipr))
+    await request.send()
+    links: list[DumpedLink] = [m["link"] async for m in request.response()]
+    if len(links) != 1:
+        raise AssertionError(f"link get {name}: {len(links)} answers")
+    return links[0]

@@ -16,9 +16,11 @@ import pytest_asyncio
 from counting_ipr import CountingIPRoute
 from netns_util import IFF_UP, add_foreign_veth, get_link, link_names
 from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from pynetdrv.dataplane.base import BridgeSpec, DataplaneError, ForeignLinkError, VethSpec, birth_mac, owner_alias
 from pynetdrv.dataplane.linkdump import dump_links
+from pynetdrv.dataplane.linkdump import get_link as light_get
 from pynetdrv.dataplane.netlink import NetlinkDataplane
 
 NET = "ab" * 32
@@ -274,3 +276,16 @@ async def test_light_dump_matches_pyroute2s_full_decode(dataplane: NetlinkDatapl
             link.get_nested("IFLA_LINKINFO", "IFLA_INFO_SLAVE_KIND"),
             link.get_nested("IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA", "IFLA_BRPORT_MODE"))
     assert {light[i].brport_mode for i in light if light[i].slave_kind == "bridge"} == {0, 1}
+
+
+async def test_light_get_is_the_dump_entry(dataplane: NetlinkDataplane, kernel: AsyncIPRoute) -> None:
+    """ensure_* read single links with the same light decode (one get by name)."""
+    await dataplane.ensure_bridge(BRIDGE)
+    await dataplane.ensure_veth(VETH)
+    await add_foreign_veth(kernel, "pndforeign", "pndforeignp")
+    dumped = {link.ifname: link for link in await dump_links(kernel)}
+    for name in ("pndbr0", "pndv1h", "pndv1p", "pndforeign", "lo"):
+        assert await light_get(kernel, name) == dumped[name]
+    with pytest.raises(NetlinkError) as err:
+        await light_get(kernel, "pndnothere")
+    assert err.value.code == errno.ENODEV
