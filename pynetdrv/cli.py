@@ -12,8 +12,15 @@ import sys
 from pathlib import Path
 
 from pynetdrv import __version__
-from pynetdrv.check.docker_view import DEFAULT_DOCKER_SOCKET
-from pynetdrv.config import DEFAULT_POOLS_V4, DEFAULT_POOLS_V6, DEFAULT_SOCKET, DEFAULT_STATE, Config, DefaultPool
+from pynetdrv.config import (
+    DEFAULT_DOCKER_SOCKET,
+    DEFAULT_POOLS_V4,
+    DEFAULT_POOLS_V6,
+    DEFAULT_SOCKET,
+    DEFAULT_STATE,
+    Config,
+    DefaultPool,
+)
 from pynetdrv.errors import PynetdrvError
 from pynetdrv.lock import AlreadyRunning
 from pynetdrv.store.sqlite_file import StateFileError
