@@ -34,6 +34,21 @@ def test_serve_path_does_not_import_check_or_status() -> None:
     assert off_path == [], f"serving imports {off_path}; import them where they are used"
 
 
+#: What serve() imports before its socket answers /Plugin.Activate (see server.serve).
+BEFORE_SOCKET = SERVE_PATH + ", pynetdrv.store.sqlite"
+
+
+def test_the_socket_is_bound_before_pyroute2_pydantic_and_the_services_are_imported() -> None:
+    """They are imported in a worker thread while Activate is already answered."""
+    loaded = _modules_after(BEFORE_SOCKET)
+    assert "pynetdrv.store.sqlite" in loaded
+    later = sorted(m for m in loaded if m.split(".")[0] in ("pyroute2", "pydantic", "pydantic_core")
+                   or m.startswith(("pynetdrv.dataplane.netlink", "pynetdrv.driver", "pynetdrv.ipam.service",
+                                    "pynetdrv.reconcile", "pynetdrv.firewall.iptables", "pynetdrv.api.ipam_models",
+                                    "pynetdrv.api.network_models")))
+    assert later == [], f"imported before the socket is bound: {later}"
+
+
 def test_docker_socket_default_is_the_same_in_cli_and_check() -> None:
     assert DEFAULT_DOCKER_SOCKET == docker_view.DEFAULT_DOCKER_SOCKET
 
