@@ -61,6 +61,17 @@ def plugin_activates(sock_path: Path | str) -> bool:
     return status == 200 and isinstance(body, dict) and "NetworkDriver" in body.get("Implements", [])
 
 
+def plugin_ready(sock_path: Path | str) -> bool:
+    """Activate answers as soon as the socket is bound; every other call waits
+    until start-up reconcile is done, so a GetCapabilities answer means ready."""
+    if not plugin_activates(sock_path):
+        return False
+    try:
+        return plugin_call(sock_path, "/NetworkDriver.GetCapabilities", timeout=2)[0] == 200
+    except OSError:
+        return False
+
+
 class PynetdrvDaemon:
     """`python -m pynetdrv serve` as a subprocess, restartable against the same state file."""
 
@@ -111,7 +122,7 @@ class PynetdrvDaemon:
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self.starts += 1
         deadline = time.monotonic() + timeout
-        while not plugin_activates(self.socket_path):
+        while not plugin_ready(self.socket_path):
             if self.proc.poll() is not None:
                 rc = self.proc.returncode
                 self._close_log()

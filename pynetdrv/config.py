@@ -9,6 +9,10 @@ import netaddr
 
 DEFAULT_SOCKET = Path("/run/docker/plugins/pynetdrv.sock")
 DEFAULT_STATE = Path("/var/lib/pynetdrv/state.db")
+#: Docker Engine API socket, read only by ``pynetdrv check`` (check.docker_view
+#: has the same default).  Here so that the command line need not import the
+#: check package, and aiohttp's client with it, on the way to ``serve``.
+DEFAULT_DOCKER_SOCKET = Path("/var/run/docker.sock")
 
 #: Automatic pools (no --subnet) are carved from these, in order, skipping any
 #: subnet that overlaps a pynetdrv pool or a route of the host.  Same syntax as

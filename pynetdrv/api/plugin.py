@@ -1,26 +1,48 @@
-"""The route table: every path Docker calls, its request model and handler."""
+"""The route table: every path Docker calls, its request model and handler.
+
+Light to import on purpose: the daemon binds its socket with PATHS and
+ACTIVATE before it imports the services and the models (see server.serve)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pynetdrv.api import ipam_models as im
-from pynetdrv.api import network_models as nm
 from pynetdrv.api.routes import Route
-from pynetdrv.driver.service import NetworkService
-from pynetdrv.ipam.service import IpamService
+
+if TYPE_CHECKING:
+    from pynetdrv.driver.service import NetworkService
+    from pynetdrv.ipam.service import IpamService
 
 IMPLEMENTS = ["NetworkDriver", "IpamDriver"]
+
+_N, _I = "/NetworkDriver.", "/IpamDriver."
+
+#: Every path plugin_routes serves, in its order.
+PATHS: tuple[str, ...] = (
+    "/Plugin.Activate",
+    *(_N + m for m in ("GetCapabilities", "CreateNetwork", "DeleteNetwork", "CreateEndpoint", "EndpointOperInfo",
+                       "DeleteEndpoint", "Join", "Leave", "DiscoverNew", "DiscoverDelete",
+                       "ProgramExternalConnectivity", "RevokeExternalConnectivity", "AllocateNetwork", "FreeNetwork")),
+    *(_I + m for m in ("GetCapabilities", "GetDefaultAddressSpaces", "RequestPool", "ReleasePool", "RequestAddress",
+                       "ReleaseAddress")),
+)
 
 
 async def activate(_: None) -> dict[str, Any]:
     return {"Implements": IMPLEMENTS}
 
 
+#: Static, answered as soon as the socket is bound (routes.Gate).
+ACTIVATE = Route("/Plugin.Activate", None, activate)
+
+
 def plugin_routes(net: NetworkService, ipam: IpamService) -> list[Route]:
-    n, i = "/NetworkDriver.", "/IpamDriver."
+    from pynetdrv.api import ipam_models as im
+    from pynetdrv.api import network_models as nm
+
+    n, i = _N, _I
     return [
-        Route("/Plugin.Activate", None, activate),
+        ACTIVATE,
         Route(n + "GetCapabilities", None, net.capabilities),
         Route(n + "CreateNetwork", nm.CreateNetworkRequest, net.create_network),
         Route(n + "DeleteNetwork", nm.NetworkRef, net.delete_network),

@@ -8,21 +8,32 @@ status with ``{"Err": "..."}``.
 Every other answer is JSON too (``json_errors``): a path we do not serve is a
 404 (Docker reads any 404 as "not implemented", whatever the body), a GET is a
 405, a body over ``MAX_BODY`` is a 413 naming the limit.
+
+Calls pass a ``Gate`` first: the daemon binds its socket before it has
+reconciled the kernel with the state, so that Docker's static
+``/Plugin.Activate`` is answered at once; every other call waits at the gate
+until the daemon is ready and then runs as it always did.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from pydantic import ValidationError
 
-from pynetdrv.api.base_model import Wire
 from pynetdrv.errors import PynetdrvError
+
+if TYPE_CHECKING:
+    # Not imported at run time: the socket answers /Plugin.Activate before
+    # pydantic and the wire models are loaded (server.serve).
+    from pydantic import ValidationError
+
+    from pynetdrv.api.base_model import Wire
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +56,8 @@ MAX_DEPTH = 32
 #: be most of a 1 MiB body.
 MAX_ERR = 2000
 
-Handler = Callable[[Any], Awaitable[Wire | dict[str, Any]]]
+Handler = Callable[[Any], Awaitable["Wire | dict[str, Any]"]]
+HttpHandler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,16 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _bad_request(name: str, e: ValueError | TypeError) -> str:
+    """A body that is not a valid request names each bad field; one that is
+    not even JSON says so."""
+    from pydantic import ValidationError
+
+    if isinstance(e, ValidationError):
+        return f"invalid {name} request: {_describe(e)}"
+    return f"malformed {name} request body: {e}"
+
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -129,7 +151,7 @@ def _decode(route: Route, body: bytes) -> Any:
     return route.request.model_validate(data)
 
 
-def _adapt(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _adapt(route: Route) -> HttpHandler:
     name = route.path.lstrip("/")
 
     async def handle(request: web.Request) -> web.Response:
@@ -139,10 +161,8 @@ def _adapt(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
             return _error(400, f"{name}: could not read the request body: {e}")
         try:
             req = _decode(route, body)
-        except ValidationError as e:
-            return _error(400, f"invalid {name} request: {_describe(e)}")
-        except (ValueError, TypeError) as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
-            return _error(400, f"malformed {name} request body: {e}")
+        except (ValueError, TypeError) as e:  # pydantic's ValidationError, JSONDecodeError, UnicodeDecodeError
+            return _error(400, _bad_request(name, e))
         try:
             resp = await route.handler(req)
         except PynetdrvError as e:
@@ -151,14 +171,58 @@ def _adapt(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
         except Exception as e:
             log.exception("%s failed unexpectedly", name)
             return _error(500, f"{name}: internal error: {e!r}")
-        payload = resp.model_dump(mode="json") if isinstance(resp, Wire) else resp
+        payload = resp if isinstance(resp, dict) else resp.model_dump(mode="json")
         log.debug("%s -> %s", name, payload)
         return _reply(200, payload)
 
     return handle
 
 
-def add_routes(app: web.Application, routes: list[Route]) -> None:
+class Gate:
+    """Where calls wait until the daemon is ready: ``open`` gives the route
+    table (after start-up reconcile), ``fail`` a reason if start-up failed
+    (waiting calls then get a 503 naming it).  Created closed."""
+
+    def __init__(self) -> None:
+        self._ready = asyncio.Event()
+        self._handlers: dict[str, HttpHandler] = {}
+        self._failure = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self._ready.is_set() and not self._failure
+
+    def open(self, routes: list[Route]) -> None:
+        self._handlers = {route.path: _adapt(route) for route in routes}
+        self._ready.set()
+
+    def fail(self, reason: str) -> None:
+        self._failure = reason or "start-up failed"
+        self._ready.set()
+
+    def handler(self, path: str) -> HttpHandler:
+        name = path.lstrip("/")
+
+        async def handle(request: web.Request) -> web.Response:
+            await self._ready.wait()
+            adapted = self._handlers.get(path)
+            if adapted is None:
+                return _error(503, f"{name}: pynetdrv is not serving: {self._failure or 'no handler for this call'}")
+            return await adapted(request)
+
+        return handle
+
+
+def add_routes(app: web.Application, paths: Sequence[str], gate: Gate, early: Sequence[Route] = ()) -> None:
+    """Serve ``paths``: ``early`` routes at once, the others through ``gate``."""
     app.middlewares.append(json_errors)
-    for route in routes:
-        app.router.add_post(route.path, _adapt(route))
+    now = {route.path: route for route in early}
+    for path in dict.fromkeys([*now, *paths]):
+        app.router.add_post(path, _adapt(now[path]) if path in now else gate.handler(path))
+
+
+def add_open_routes(app: web.Application, routes: list[Route]) -> None:
+    """Serve ``routes``, all ready now."""
+    gate = Gate()
+    add_routes(app, [route.path for route in routes], gate)
+    gate.open(routes)

@@ -44,7 +44,9 @@ class Daemon:
 
     def _answers(self) -> bool:
         try:
-            return self.call("/Plugin.Activate")[0] == 200
+            # Activate answers once the socket is bound; GetCapabilities only
+            # after start-up reconcile: both mean "ready".
+            return self.call("/Plugin.Activate")[0] == 200 and self.call("/NetworkDriver.GetCapabilities")[0] == 200
         except OSError:
             return False
 

@@ -4,14 +4,18 @@ the fake data plane, stopped by a real SIGTERM to this process."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import pytest
 
 from pynetdrv.api import network_models as nm
 from pynetdrv.config import Config
+from pynetdrv.dataplane.base import OwnedLink
 from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.firewall.fake import FakeFirewall
@@ -58,3 +62,80 @@ async def test_sigterm_with_networks_keeps_everything(tmp_path: Path) -> None:
     # Rebuilt at start from the state file, and left in place at shutdown.
     assert [n.bridge for n in fw.state.networks] == ["pnbr-ababababab"]
     assert "pnbr-ababababab" in dp.links, "shutdown must not tear down a network's bridge"
+
+
+# Readiness: Activate at once, everything else after reconcile ---------------------------
+
+class HeldReconcileDataplane(FakeDataplane):
+    """Start-up reconcile (which lists our links first) stops in owned_links
+    until ``release`` is set, or raises ``fail`` there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.fail: Exception | None = None
+
+    async def owned_links(self) -> list[OwnedLink]:
+        if not self.entered.is_set():
+            self.entered.set()
+            await self.release.wait()
+            if self.fail is not None:
+                raise self.fail
+        return await super().owned_links()
+
+
+async def _post(sock: Path, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    connector = aiohttp.UnixConnector(path=str(sock))
+    async with aiohttp.ClientSession(connector=connector) as s, \
+            s.post(f"http://plugin{path}", data=b"" if body is None else json.dumps(body).encode()) as r:
+        return r.status, json.loads(await r.text())
+
+
+async def _started_and_held(config: Config, dp: HeldReconcileDataplane) -> asyncio.Task[None]:
+    task = asyncio.create_task(serve(config, dataplane=dp, firewall=FakeFirewall(), ports=FakeReserver()))
+    await asyncio.wait_for(dp.entered.wait(), 30)
+    assert config.socket.exists(), "the socket is bound before reconcile starts"
+    return task
+
+
+async def test_activate_answers_during_reconcile_and_calls_wait_for_it(tmp_path: Path) -> None:
+    config = Config(socket=tmp_path / "p.sock", state=tmp_path / "s.db")
+    dp = HeldReconcileDataplane()
+    task = await _started_and_held(config, dp)
+    try:
+        assert await asyncio.wait_for(_post(config.socket, "/Plugin.Activate"), 10) == \
+            (200, {"Implements": ["NetworkDriver", "IpamDriver"]})
+        pool = asyncio.create_task(_post(config.socket, "/IpamDriver.RequestPool", {"Pool": "10.9.0.0/24"}))
+        net = asyncio.create_task(_post(config.socket, "/NetworkDriver.CreateNetwork", {
+            "NetworkID": "cd" * 32, "IPv4Data": [{"Pool": "10.9.0.0/24", "Gateway": "10.9.0.1/24"}]}))
+        await asyncio.sleep(0.3)
+        assert not pool.done() and not net.done(), "a driver/IPAM call was answered before reconcile finished"
+        assert not dp.links, "CreateNetwork touched the kernel before reconcile finished"
+        dp.release.set()
+        status, body = await asyncio.wait_for(pool, 10)
+        assert (status, body["Pool"]) == (200, "10.9.0.0/24"), body
+        status, body = await asyncio.wait_for(net, 10)
+        assert (status, body) == (200, {}), body
+        assert "pnbr-cdcdcdcdcd" in dp.links
+    finally:
+        dp.release.set()
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(task, 15)
+    assert not config.socket.exists()
+
+
+async def test_a_failed_reconcile_answers_waiting_calls_503_and_stops_serving(tmp_path: Path) -> None:
+    config = Config(socket=tmp_path / "p.sock", state=tmp_path / "s.db")
+    dp = HeldReconcileDataplane()
+    dp.fail = RuntimeError("netlink went away")
+    task = await _started_and_held(config, dp)
+    waiting = asyncio.create_task(_post(config.socket, "/IpamDriver.RequestPool", {"Pool": "10.9.0.0/24"}))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    dp.release.set()
+    status, body = await asyncio.wait_for(waiting, 10)
+    assert status == 503 and "netlink went away" in body["Err"], body
+    with pytest.raises(RuntimeError, match="netlink went away"):
+        await asyncio.wait_for(task, 15)
+    assert not config.socket.exists(), "socket left behind after a failed start"
