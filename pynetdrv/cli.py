@@ -9,8 +9,6 @@ import logging
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from pynetdrv import __version__
@@ -117,32 +115,6 @@ def _status_command(state: Path) -> int:
     return 0
 
 
-@contextmanager
-def _ca_bundle_not_preloaded() -> Iterator[None]:
-    """Importing aiohttp (for its server) also imports its client, which builds
-    two TLS client contexts at import time; each parses the whole CA bundle
-    file (SSL_CERT_FILE, ~150 certificates): a quarter of aiohttp's import
-    time, for contexts the daemon never uses (it serves a unix socket and
-    opens no TLS connection).  While the server modules are imported the bundle
-    file is pointed at a name that does not exist, so OpenSSL skips it; the
-    contexts keep the hashed directory (SSL_CERT_DIR), looked up per
-    certificate when one is verified, so they would still verify.  The
-    environment is restored at once: subprocesses and later contexts see it
-    unchanged."""
-    if "aiohttp" in sys.modules:
-        yield
-        return
-    saved = os.environ.get("SSL_CERT_FILE")
-    os.environ["SSL_CERT_FILE"] = "/nonexistent/pynetdrv-skips-the-ca-bundle-at-import"
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ["SSL_CERT_FILE"]
-        else:
-            os.environ["SSL_CERT_FILE"] = saved
-
-
 def _serve_command(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print(f"pynetdrv: serve must run as root (it creates bridges, veths and firewall rules, and its socket "
@@ -156,8 +128,7 @@ def _serve_command(args: argparse.Namespace) -> int:
                     firewall_check_seconds=args.firewall_check_interval)
     if args.default_pool:
         config = dataclasses.replace(config, default_pools=tuple(args.default_pool))
-    with _ca_bundle_not_preloaded():
-        from pynetdrv.server import serve
+    from pynetdrv.server import serve
 
     try:
         asyncio.run(serve(config))

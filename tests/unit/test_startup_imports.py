@@ -7,12 +7,8 @@ costing every daemon start."""
 from __future__ import annotations
 
 import json
-import os
-import ssl
 import subprocess
 import sys
-
-import pytest
 
 from pynetdrv.check import docker_view
 from pynetdrv.config import DEFAULT_DOCKER_SOCKET
@@ -51,33 +47,3 @@ def test_the_socket_is_bound_before_pyroute2_pydantic_and_the_services_are_impor
 
 def test_docker_socket_default_is_the_same_in_cli_and_check() -> None:
     assert DEFAULT_DOCKER_SOCKET == docker_view.DEFAULT_DOCKER_SOCKET
-
-
-_PROBE_CA = """
-import os, sys
-before = os.environ.get("SSL_CERT_FILE")
-from pynetdrv.cli import _ca_bundle_not_preloaded
-with _ca_bundle_not_preloaded():
-    import pynetdrv.server
-import aiohttp.connector as c
-print(c._SSL_CONTEXT_VERIFIED.cert_store_stats()["x509"], os.environ.get("SSL_CERT_FILE") == before)
-"""
-
-
-def _probe_ca(env_file: str | None) -> tuple[int, bool]:
-    env = {k: v for k, v in os.environ.items() if k != "SSL_CERT_FILE"}
-    if env_file is not None:
-        env["SSL_CERT_FILE"] = env_file
-    out = subprocess.run([sys.executable, "-c", _PROBE_CA], check=True, capture_output=True, text=True,
-                         timeout=60, env=env).stdout.split()
-    return int(out[0]), out[1] == "True"
-
-
-@pytest.mark.parametrize("env_file", [None, ssl.get_default_verify_paths().openssl_cafile])
-def test_serve_imports_aiohttp_without_parsing_the_ca_bundle_and_restores_the_environment(env_file: str | None) -> None:
-    """aiohttp's client contexts, built at import, hold no eagerly parsed CA
-    certificate (the bundle was skipped; the hashed directory stays for
-    lazy lookups), and SSL_CERT_FILE is as before, set or not."""
-    eager_certs, env_restored = _probe_ca(env_file)
-    assert eager_certs == 0
-    assert env_restored
