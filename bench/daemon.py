@@ -63,26 +63,38 @@ class PluginClient:
             writer.close()
 
 
-def activates(socket_path: Path) -> bool:
-    """One blocking /Plugin.Activate on a new connection (stdlib only, no event loop)."""
+#: Answered as soon as the socket is bound (what dockerd waits for to register the plugin).
+ACTIVATE = ("Plugin.Activate", b"Implements")
+#: Answered only once start-up reconcile is done (every call but Activate waits for it).
+SERVING = ("NetworkDriver.GetCapabilities", b"Scope")
+
+
+def answers(socket_path: Path, call: tuple[str, bytes] = ACTIVATE) -> bool:
+    """One blocking POST of ``call`` on a new connection (stdlib only, no event loop): True if
+    it answered 200 with its expected field."""
     import socket
 
+    path, field = call
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(2)
+    s.settimeout(30)
     try:
         s.connect(str(socket_path))
-        s.sendall(b"POST /Plugin.Activate HTTP/1.1\r\nHost: plugin\r\nContent-Length: 0\r\n\r\n")
+        s.sendall(b"POST /%s HTTP/1.1\r\nHost: plugin\r\nContent-Length: 0\r\n\r\n" % path.encode())
         reply = b""
-        while b"\r\n\r\n" not in reply or b"Implements" not in reply:
+        while b"\r\n\r\n" not in reply or field not in reply:
             chunk = s.recv(4096)
             if not chunk:
                 break
             reply += chunk
-        return reply.startswith(b"HTTP/1.1 200") and b"NetworkDriver" in reply
+        return reply.startswith(b"HTTP/1.1 200") and field in reply
     except OSError:
         return False
     finally:
         s.close()
+
+
+def activates(socket_path: Path) -> bool:
+    return answers(socket_path, ACTIVATE)
 
 
 class Daemon:
@@ -111,12 +123,12 @@ class Daemon:
         log.close()
         return t0
 
-    def wait_ready(self, timeout: float = 60, poll: float = 0.002) -> float:
-        """Poll /Plugin.Activate until it answers; returns the perf_counter of the first answer."""
+    def wait_ready(self, timeout: float = 60, poll: float = 0.002, call: tuple[str, bytes] = ACTIVATE) -> float:
+        """Poll ``call`` until it answers; returns the perf_counter of the first answer."""
         assert self.proc is not None
         deadline = time.perf_counter() + timeout
         while True:
-            if self.socket_path.exists() and activates(self.socket_path):
+            if self.socket_path.exists() and answers(self.socket_path, call):
                 return time.perf_counter()
             if self.proc.poll() is not None:
                 raise RuntimeError(f"pynetdrv exited with {self.proc.returncode}; log: {self.log_tail()}")
@@ -125,9 +137,16 @@ class Daemon:
             time.sleep(poll)
 
     def start(self) -> float:
-        """Start and wait; returns seconds from spawn to the first answer."""
+        """Start and wait until it serves every call (reconcile done); returns seconds from
+        spawn to that answer."""
+        return self.start_timed()[1]
+
+    def start_timed(self) -> tuple[float, float]:
+        """Start; returns seconds from spawn to the first answer (Activate) and to serving
+        every call (GetCapabilities, after reconcile)."""
         t0 = self.spawn()
-        return self.wait_ready() - t0
+        first = self.wait_ready() - t0
+        return first, self.wait_ready(call=SERVING) - t0
 
     def stop(self, timeout: float = 60) -> None:
         if self.proc is None or self.proc.poll() is not None:

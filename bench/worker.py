@@ -20,7 +20,7 @@ from typing import Any
 from pyroute2 import AsyncIPRoute
 
 from bench import api_flows as flows
-from bench.daemon import Daemon, PluginClient
+from bench.daemon import SERVING, Daemon, PluginClient
 from bench.profile import Sampler, summarize_profile
 from bench.report import Figure
 from bench.stats import duplicates, gaps, ratio, run_interleaved_async, summarize, window_ratio
@@ -250,7 +250,7 @@ async def bench_scale(daemon: Daemon, client: PluginClient, quick: bool, workdir
         daemon.stop()
         t = daemon.spawn()
         sampler = Sampler(daemon.pid, workdir / "profile-restart.txt", rate=1000)
-        daemon.wait_ready()
+        daemon.wait_ready(call=SERVING)
         sampler.stop()
         prof = (f"(restart took {time.perf_counter() - t:.2f} s under py-spy)\n"
                 + summarize_profile((workdir / "profile-restart.txt").read_text()))
@@ -272,12 +272,15 @@ async def bench_scale(daemon: Daemon, client: PluginClient, quick: bool, workdir
 
 def bench_coldstart(daemon: Daemon, quick: bool, workdir: Path, profile: bool) -> Result:
     runs = 5 if quick else 15
-    samples = []
+    samples, serving = [], []
     for _ in range(runs + 1):
-        samples.append(daemon.start())
+        first, ready = daemon.start_timed()
+        samples.append(first)
+        serving.append(ready)
         daemon.stop()
-    samples = samples[1:]  # the first run also creates the state file and warms the page cache
-    raw: dict[str, Any] = {"seconds": samples}
+    # The first run also creates the state file and warms the page cache.
+    samples, serving = samples[1:], serving[1:]
+    raw: dict[str, Any] = {"seconds": samples, "serving_seconds": serving}
     t0 = time.perf_counter()
     import subprocess
 
@@ -291,7 +294,10 @@ def bench_coldstart(daemon: Daemon, quick: bool, workdir: Path, profile: bool) -
                               capture_output=True, text=True, check=True)
         raw["profile"] = top_imports(done.stderr)
     figures = [Figure("coldstart", "process start to first answer", statistics.median(samples) * 1e3, "ms", "<=", 300,
-                      f"{mm(samples, 1e3, 'ms')}; bare `python -c pass` {bare_python * 1e3:.0f} ms")]
+                      f"{mm(samples, 1e3, 'ms')}; bare `python -c pass` {bare_python * 1e3:.0f} ms"),
+               Figure("coldstart", "process start to serving every call", statistics.median(serving) * 1e3, "ms",
+                      detail=f"{mm(serving, 1e3, 'ms')}; GetCapabilities, answered once reconcile is done "
+                             "(calls before that wait, Activate excepted)")]
     return figures, raw
 
 
