@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from counting_ipr import CountingIPRoute
+from counting_ipr import CountingIPRoute, counting_sockets
 from netns_util import IFF_UP, add_foreign_veth, get_link, link_names
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -33,7 +33,8 @@ ALIAS = owner_alias("veth", EP)
 
 @pytest_asyncio.fixture
 async def counted(nsname: str) -> AsyncIterator[tuple[NetlinkDataplane, CountingIPRoute]]:
-    dp = NetlinkDataplane(netns=nsname, socket_factory=CountingIPRoute)
+    loop_socket, thread_socket = counting_sockets()
+    dp = NetlinkDataplane(netns=nsname, socket_factory=loop_socket, slow_socket_factory=thread_socket)
     try:
         await dp.ensure_bridge(BRIDGE)
         ipr = await dp._ipr()  # the socket it opened through our factory
