@@ -48,11 +48,15 @@ def message_kinds(data: bytes) -> list[str]:
     return kinds
 
 
-def counting_sockets() -> tuple[Callable[..., CountingIPRoute], type[IPRoute]]:
+def counting_sockets(
+    thread_journal: list[list[str]] | None = None,
+) -> tuple[Callable[..., CountingIPRoute], type[IPRoute]]:
     """Factories for NetlinkDataplane(socket_factory=..., slow_socket_factory=...)
     whose sockets (the loop's, and the worker thread's synchronous one) record
-    their sends in one journal, in send order."""
+    their sends in one journal, in send order; the worker thread's sends also
+    go to ``thread_journal``."""
     journal: list[list[str]] = []
+    on_thread = thread_journal if thread_journal is not None else []
 
     class CountingSyncIPRoute(IPRoute):  # type: ignore[misc]
         # pyroute2's IPRoute builds its async core itself: count at that
@@ -63,6 +67,7 @@ def counting_sockets() -> tuple[Callable[..., CountingIPRoute], type[IPRoute]]:
 
             def counted(data: bytes, flags: int = 0) -> Any:
                 journal.append(message_kinds(data))
+                on_thread.append(message_kinds(data))
                 return send(data, flags)
 
             self.asyncore.send = counted

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 
+from counting_ipr import counting_sockets
 from netns_util import link_names
 from pyroute2 import AsyncIPRoute
 
@@ -57,3 +58,20 @@ async def test_the_loop_runs_while_links_are_deleted(dataplane: NetlinkDataplane
     turns.append(await loop_turns_during(dataplane.remove_bridge("pnlbr0", NET)))
     assert await link_names(kernel) == {"lo"}
     assert min(turns) >= 100, turns  # measured: 5 each on the loop thread, thousands off it
+
+
+async def test_pairs_made_in_a_burst_are_created_off_the_loop(nsname: str) -> None:
+    """One CreateEndpoint at a time creates its pair on the loop (the thread
+    hand-off would cost more than it saves); while others are being made,
+    the adds go to the worker thread so the loop keeps answering."""
+    on_thread: list[list[str]] = []
+    loop_socket, thread_socket = counting_sockets(on_thread)
+    dp = NetlinkDataplane(netns=nsname, socket_factory=loop_socket, slow_socket_factory=thread_socket)
+    try:
+        await dp.ensure_bridge(BRIDGE)
+        await dp.ensure_veth(veth(0), expect_new=True)
+        assert ["newlink"] not in on_thread  # alone: on the loop
+        await asyncio.gather(*(dp.ensure_veth(veth(i), expect_new=True) for i in range(1, 9)))
+        assert on_thread.count(["newlink"]) >= 7, on_thread  # all but maybe the last one to start
+    finally:
+        await dp.close()
