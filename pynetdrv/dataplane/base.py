@@ -126,11 +126,13 @@ class Dataplane(Protocol):
     async def remove_bridge(self, name: str, network_id: str) -> None:
         """Remove the bridge (only if its alias names ``network_id``)."""
 
-    async def ensure_veth(self, spec: VethSpec, expect_new: bool = False) -> None:
+    async def ensure_veth(self, spec: VethSpec, expect_new: bool = False, others_waiting: bool = False) -> None:
         """Create or fix the veth pair and enslave the host end to the bridge.
-        ``expect_new``: a hint that the pair most likely does not exist yet
-        (CreateEndpoint of an unknown endpoint), so creating comes first;
-        the result is the same either way."""
+        Hints, which never change the result: ``expect_new``, the pair most
+        likely does not exist yet (CreateEndpoint of an unknown endpoint), so
+        creating comes first; ``others_waiting``, more endpoint calls are
+        queued behind this one, so kernel steps that hold the caller should
+        not hold the event loop."""
 
     async def remove_veth(self, host_name: str, endpoint_id: str) -> None:
         """Remove the veth pair (only if its alias names ``endpoint_id``)."""

@@ -389,12 +389,14 @@ class NetlinkDataplane:
 
     # -- veth pairs --------------------------------------------------------
 
-    async def ensure_veth(self, spec: VethSpec, expect_new: bool = False) -> None:
-        self._ensuring += 1
+    async def ensure_veth(self, spec: VethSpec, expect_new: bool = False, others_waiting: bool = False) -> None:
+        # Counted as two when callers are waiting for their turn (see _add_veth).
+        weight = 2 if others_waiting else 1
+        self._ensuring += weight
         try:
             await self._ensure_veth(spec, expect_new)
         finally:
-            self._ensuring -= 1
+            self._ensuring -= weight
 
     async def _ensure_veth(self, spec: VethSpec, expect_new: bool) -> None:
         # Requests: a healthy pair costs one get (Join, reconcile); a new
@@ -555,7 +557,7 @@ class NetlinkDataplane:
         born = birth_mac(self._instance, spec.host_name)
         attrs = {"ifname": spec.host_name, "kind": "veth", "peer": peer, "address": born, **mtu, **host_attrs}
         if self._ensuring > 1:
-            # Other endpoints are being made at the same time (a burst of
+            # Other endpoints are being made, or wait to be (a burst of
             # container starts): the ~1 ms the kernel holds the sender goes
             # to the worker thread, so the loop keeps answering.
             await self._off_loop(lambda ipr: ipr.link("add", **attrs))

@@ -75,3 +75,18 @@ async def test_pairs_made_in_a_burst_are_created_off_the_loop(nsname: str) -> No
         assert on_thread.count(["newlink"]) >= 7, on_thread  # all but maybe the last one to start
     finally:
         await dp.close()
+
+
+async def test_a_create_with_others_waiting_goes_off_the_loop(nsname: str) -> None:
+    """CreateEndpoint calls of one network take turns (its lock), so the
+    service says when more are queued: then even a lone ensure_veth's add
+    leaves the loop."""
+    on_thread: list[list[str]] = []
+    loop_socket, thread_socket = counting_sockets(on_thread)
+    dp = NetlinkDataplane(netns=nsname, socket_factory=loop_socket, slow_socket_factory=thread_socket)
+    try:
+        await dp.ensure_bridge(BRIDGE)
+        await dp.ensure_veth(veth(0), expect_new=True, others_waiting=True)
+        assert on_thread[0] == ["newlink"]
+    finally:
+        await dp.close()
