@@ -288,8 +288,10 @@ def bench_coldstart(daemon: Daemon, quick: bool, workdir: Path, profile: bool) -
     bare_python = time.perf_counter() - t0
     raw["python_c_pass_seconds"] = bare_python
     if profile:
+        # What serve imports before its socket answers (cli, server, the store), then what it
+        # imports in a worker thread before it serves every call.
         modules = ("pynetdrv.cli, pynetdrv.server, pynetdrv.store.sqlite, pynetdrv.reconcile, "
-                   "pynetdrv.dataplane.netlink, pynetdrv.dataplane.firewall")
+                   "pynetdrv.dataplane.netlink, pynetdrv.firewall.iptables, pynetdrv.api.plugin")
         done = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {modules}"],
                               capture_output=True, text=True, check=True)
         raw["profile"] = top_imports(done.stderr)
