@@ -28,7 +28,7 @@ WORKER_TIMEOUT = 1200
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python3 -m bench", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="short run (about 3 minutes), e.g. for CI")
+    p.add_argument("--quick", action="store_true", help="short run (1-3 minutes), e.g. for CI")
     p.add_argument("--only", nargs="+", choices=ALL, metavar="NAME", help=f"run only these ({', '.join(ALL)})")
     p.add_argument("--out", type=Path,
                    help="where results.json and the PNGs go (default docs/benchmarks; "
