@@ -1,35 +1,24 @@
-"""The real Dataplane: links and addresses over rtnetlink with pyroute2.
-
-Only ``pyroute2.AsyncIPRoute`` is used: one socket, opened lazily and reused,
-in the host namespace or in a named one (``/run/netns/NAME``; pyroute2 opens
-the socket inside it, so this process never calls setns itself).
+"""The real Dataplane: links and addresses over rtnetlink with pyroute2
+(the sockets, and which thread sends what, are in ``rtnl``).
 
 Ownership rule (see ``base``): a link is ours only if its IFLA_IFALIAS is
 exactly ``owner_alias(kind, id, instance)``.  Everything else is left alone;
 where we would have to change a foreign link we raise ``ForeignLinkError``.
-Kernel errors are matched on ``NetlinkError.code`` (errno), never on text,
-and surface as ``DataplaneError("<step> <object>: <strerror>")``.
+Kernel errors are matched on ``NetlinkError.code`` (errno), never on text.
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import ipaddress
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from pyroute2 import AsyncIPRoute, IPRoute
-from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.nlsocket import NetlinkRequest
-from pyroute2.netlink.rtnl import RTM_NEWLINK
-from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from .base import (
     DEFAULT_INSTANCE,
@@ -44,11 +33,10 @@ from .base import (
 )
 from .linkdump import DumpedLink as Link
 from .linkdump import dump_links, get_link
+from .rtnl import Msg, Rtnl, kernel_error, kernel_step, setlink
 
 log = logging.getLogger(__name__)
 
-#: pyroute2's parsed netlink messages (ifinfmsg, ifaddrmsg, rtmsg) are untyped.
-Msg = Any
 Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 IFF_UP = 0x1
@@ -64,19 +52,6 @@ IPV6_NOT_POOL_ROUTES = (
 )
 
 
-def _error(step: str, name: str, exc: NetlinkError) -> DataplaneError:
-    return DataplaneError(f"{step} {name}: {os.strerror(exc.code)}")
-
-
-@contextmanager
-def _step(step: str, name: str) -> Iterator[None]:
-    """Name the step and the object in any kernel error raised inside."""
-    try:
-        yield
-    except NetlinkError as exc:
-        raise _error(step, name, exc) from exc
-
-
 def _alias(link: Link) -> str | None:
     return link.alias or None
 
@@ -88,16 +63,6 @@ def _kind(link: Link) -> str | None:
 def _hairpin(link: Link) -> bool:
     """A bridge port with hairpin mode on (from a link get or dump)."""
     return link.slave_kind == "bridge" and link.brport_mode == 1
-
-
-def _setlink(ifname: str, *attrs: list[Any]) -> Msg:
-    """An RTM_NEWLINK changing the existing link ``ifname`` (index 0: the
-    kernel finds it by IFLA_IFNAME)."""
-    msg = ifinfmsg()
-    msg["header"]["type"] = RTM_NEWLINK
-    msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK
-    msg["attrs"] = [["IFLA_IFNAME", ifname], *attrs]
-    return msg
 
 
 def _foreign(name: str, what: str, object_id: str) -> ForeignLinkError:
@@ -123,71 +88,23 @@ class NetlinkDataplane:
         socket_factory: Callable[..., AsyncIPRoute] = AsyncIPRoute,
         slow_socket_factory: Callable[..., IPRoute] = IPRoute,
     ) -> None:
-        """``socket_factory``: opens the rtnetlink socket of the event loop;
-        ``slow_socket_factory`` the synchronous one of the worker thread (see
-        _off_loop).  Tests and the measurement script pass subclasses that
-        count sends."""
-        self._netns = netns
-        self._socket_factory = socket_factory
-        self._slow_socket_factory = slow_socket_factory
+        """The factories open the rtnetlink sockets (see ``rtnl.Rtnl``)."""
+        self._rtnl = Rtnl(netns, socket_factory, slow_socket_factory)
         #: Our bridges' indexes by name, filled where ownership is verified
         #: (ensure_bridge, or a read when enslaving), so a new veth is
         #: created already enslaved without reading its bridge first.
         self._bridges: dict[str, int] = {}
         # Scopes ownership: another pynetdrv instance's links are foreign.
         self._instance = instance
-        self._ipr_obj: AsyncIPRoute | None = None
-        #: Requests the kernel blocks the sender on (link deletes): see _off_loop.
-        self._slow: ThreadPoolExecutor | None = None
-        self._slow_ipr: IPRoute | None = None
         #: ensure_veth calls in progress (see _add_veth).
         self._ensuring = 0
-        self._ipr_lock = asyncio.Lock()
 
     async def _ipr(self) -> AsyncIPRoute:
-        # The lock keeps concurrent first calls from opening two sockets
-        # (with a netns, opening one forks a helper process).
-        async with self._ipr_lock:
-            if self._ipr_obj is None:
-                log.debug("opening rtnetlink socket (netns=%s)", self._netns)
-                kwargs = {"netns": self._netns} if self._netns else {}
-                self._ipr_obj = self._socket_factory(**kwargs)
-            return self._ipr_obj
+        """The event loop's socket (tests read its counters)."""
+        return await self._rtnl.socket()
 
     async def close(self) -> None:
-        async with self._ipr_lock:
-            if self._ipr_obj is not None:
-                self._ipr_obj.close()
-                self._ipr_obj = None
-        if self._slow is not None:
-            await asyncio.get_running_loop().run_in_executor(self._slow, self._close_slow_socket)
-            self._slow.shutdown(wait=True)
-            self._slow = None
-
-    async def _off_loop(self, request: Callable[[IPRoute], Any]) -> Any:
-        """Run ``request`` on the worker thread's own synchronous socket.
-
-        The kernel handles a netlink request inside the sender's sendmsg(),
-        and deleting a link waits there for an RCU grace period: 13-21 ms
-        here, during which an event loop that sent it would serve nothing
-        (measured: not one tick of a 0.5 ms timer ran).  Creating a veth pair
-        holds the sender ~1 ms (two devices registered).  On the worker
-        thread the loop keeps answering (EndpointOperInfo, other endpoints)
-        while the kernel works; the hand-off costs ~0.2 ms of wall time, no
-        loop time."""
-        if self._slow is None:
-            self._slow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pynetdrv-netlink")
-        return await asyncio.get_running_loop().run_in_executor(self._slow, self._in_slow_thread, request)
-
-    def _in_slow_thread(self, request: Callable[[IPRoute], Any]) -> Any:
-        if self._slow_ipr is None:
-            self._slow_ipr = self._slow_socket_factory(**({"netns": self._netns} if self._netns else {}))
-        return request(self._slow_ipr)
-
-    def _close_slow_socket(self) -> None:
-        if self._slow_ipr is not None:
-            self._slow_ipr.close()
-            self._slow_ipr = None
+        await self._rtnl.close()
 
     # -- reading -----------------------------------------------------------
 
@@ -200,7 +117,7 @@ class NetlinkDataplane:
         except NetlinkError as exc:
             if exc.code == errno.ENODEV:
                 return None
-            raise _error("read link", name, exc) from exc
+            raise kernel_error("read link", name, exc) from exc
 
     async def _must_get(self, name: str, step: str) -> Link:
         link = await self._get(name)
@@ -210,7 +127,7 @@ class NetlinkDataplane:
 
     async def owned_links(self) -> list[OwnedLink]:
         ipr = await self._ipr()
-        with _step("dump", "links"):
+        with kernel_step("dump", "links"):
             links = await dump_links(ipr)  # the light decode: ~10 fields per link
         names = {link.index: link.ifname for link in links}
         owned = []
@@ -256,7 +173,7 @@ class NetlinkDataplane:
 
     async def _main_routes(self, family: int) -> list[Msg]:
         ipr = await self._ipr()
-        with _step("dump", "routes"):
+        with kernel_step("dump", "routes"):
             dump = await ipr.route("dump", family=family)
             return [r async for r in dump if r.get("table") == RT_TABLE_MAIN]
 
@@ -265,7 +182,7 @@ class NetlinkDataplane:
     async def _set(self, link: Link, name: str, step: str, **attrs: Any) -> None:
         log.debug("%s %s: %s", step, name, attrs)
         ipr = await self._ipr()
-        with _step(step, name):
+        with kernel_step(step, name):
             await ipr.link("set", index=link.index, **attrs)
 
     async def _ensure_up(self, link: Link, name: str) -> None:
@@ -280,10 +197,10 @@ class NetlinkDataplane:
         log.debug("%s %s", step, name)
         index = link.index
         try:
-            await self._off_loop(lambda ipr: ipr.link("del", index=index))
+            await self._rtnl.off_loop(lambda ipr: ipr.link("del", index=index))
         except NetlinkError as exc:
             if exc.code != errno.ENODEV:  # already gone: that is what we wanted
-                raise _error(step, name, exc) from exc
+                raise kernel_error(step, name, exc) from exc
 
     async def _remove_owned(self, name: str, alias: str, what: str) -> None:
         link = await self._get(name)
@@ -338,7 +255,7 @@ class NetlinkDataplane:
         except NetlinkError as exc:
             if exc.code == errno.EEXIST:
                 return False  # raced: the caller re-reads and checks the owner
-            raise _error("create bridge", spec.name, exc) from exc
+            raise kernel_error("create bridge", spec.name, exc) from exc
         return True
 
     async def _sync_addresses(self, link: Link, spec: BridgeSpec) -> None:
@@ -355,7 +272,7 @@ class NetlinkDataplane:
 
     async def _global_addresses(self, link: Link, name: str) -> set[Address]:
         ipr = await self._ipr()
-        with _step("dump addresses of", name):
+        with kernel_step("dump addresses of", name):
             dump = await ipr.addr("dump", index=link.index)
             # Link-local (fe80::) and host-scope addresses are the kernel's.
             return {_addr_of(a) async for a in dump if a["scope"] == RT_SCOPE_UNIVERSE}
@@ -371,7 +288,7 @@ class NetlinkDataplane:
             await ipr.addr("add", index=link.index, address=ip, prefixlen=plen, flags=flags)
         except NetlinkError as exc:
             if exc.code != errno.EEXIST:
-                raise _error(f"add address {addr} to", name, exc) from exc
+                raise kernel_error(f"add address {addr} to", name, exc) from exc
 
     async def _del_address(self, link: Link, name: str, addr: Address) -> None:
         log.debug("remove address %s from %s", addr, name)
@@ -381,7 +298,7 @@ class NetlinkDataplane:
             await ipr.addr("del", index=link.index, address=ip, prefixlen=plen)
         except NetlinkError as exc:
             if exc.code != errno.EADDRNOTAVAIL:  # already gone
-                raise _error(f"remove address {addr} from", name, exc) from exc
+                raise kernel_error(f"remove address {addr} from", name, exc) from exc
 
     async def remove_bridge(self, name: str, network_id: str) -> None:
         self._bridges.pop(name, None)
@@ -405,13 +322,8 @@ class NetlinkDataplane:
         # aliases and hairpin mode.  If the add finds a name taken, the
         # careful path below decides, so a wrong hint costs only time.
         alias = owner_alias("veth", spec.endpoint_id, self._instance)
-        if not expect_new:
-            host = await self._drop_unmarked(spec.host_name, await self._get(spec.host_name))
-            if host is not None:
-                if _alias(host) != alias:
-                    raise _foreign(spec.host_name, "endpoint", spec.endpoint_id)
-                await self._attach(host, spec)
-                return
+        if not expect_new and await self._repair_existing(spec, alias):
+            return
         if await self._add_veth_attached(spec):
             try:
                 await self._mark_new_veth(spec, alias)
@@ -421,13 +333,20 @@ class NetlinkDataplane:
             return
         # A name is taken (a stale peer of ours, a foreign link, a race):
         # the careful path reads both names and decides.
+        if not await self._repair_existing(spec, alias):
+            await self._create_veth_stepwise(spec, alias)
+
+    async def _repair_existing(self, spec: VethSpec, alias: str) -> bool:
+        """If the host end exists (and is not a half-made leftover): refuse
+        it unless it is this endpoint's, else put right what differs.  False
+        if there is no such link."""
         host = await self._drop_unmarked(spec.host_name, await self._get(spec.host_name))
-        if host is not None:
-            if _alias(host) != alias:
-                raise _foreign(spec.host_name, "endpoint", spec.endpoint_id)
-            await self._attach(host, spec)
-            return
-        await self._create_veth_stepwise(spec, alias)
+        if host is None:
+            return False
+        if _alias(host) != alias:
+            raise _foreign(spec.host_name, "endpoint", spec.endpoint_id)
+        await self._attach(host, spec)
+        return True
 
     async def _add_veth_attached(self, spec: VethSpec) -> bool:
         """Create the pair already enslaved to the bridge and up, in one
@@ -443,7 +362,7 @@ class NetlinkDataplane:
                 if exc.code == errno.EEXIST:
                     return False
                 if fresh or exc.code not in STALE_MASTER_ERRNOS:
-                    raise _error("create veth", spec.host_name, exc) from exc
+                    raise kernel_error("create veth", spec.host_name, exc) from exc
                 log.info("bridge %s: cached index %d is stale (%s), reading it again",
                          spec.bridge, bridge, os.strerror(exc.code))
                 self._bridges.pop(spec.bridge, None)
@@ -460,42 +379,11 @@ class NetlinkDataplane:
             # the host is DNATed back out of the port the frame came in on.
             ["IFLA_INFO_SLAVE_DATA", {"attrs": [["IFLA_BRPORT_MODE", 1]]}],
         ]}
-        await self._batch([
+        await self._rtnl.batch([
             ("set alias and hairpin mode on", spec.host_name,
-             _setlink(spec.host_name, ["IFLA_IFALIAS", alias], ["IFLA_LINKINFO", host_linkinfo])),
-            ("set alias", spec.peer_name, _setlink(spec.peer_name, ["IFLA_IFALIAS", alias])),
+             setlink(spec.host_name, ["IFLA_IFALIAS", alias], ["IFLA_LINKINFO", host_linkinfo])),
+            ("set alias", spec.peer_name, setlink(spec.peer_name, ["IFLA_IFALIAS", alias])),
         ])
-
-    async def _batch(self, requests: list[tuple[str, str, Msg]]) -> None:
-        """Send (step, object, message) requests in one send and read every
-        reply; the first failure is raised, named by its step and object.
-        (pyroute2's nlm_request_batch stops reading at the first error.)"""
-        ipr = await self._ipr()
-        pending = [NetlinkRequest(ipr, msg) for _, _, msg in requests]
-        failure: DataplaneError | None = None
-        try:
-            data = b""
-            for request in pending:
-                await request.prepare()
-                data += request.msg.data
-            log.debug("batch: %s", [(step, name) for step, name, _ in requests])
-            try:
-                ipr.send(data)
-            except NetlinkError as exc:
-                raise _error(requests[0][0], requests[0][1], exc) from exc
-            while pending:
-                request = pending.pop(0)
-                step, name, _ = requests[len(requests) - len(pending) - 1]
-                try:
-                    async for _reply in request.response():  # frees the request
-                        pass
-                except NetlinkError as exc:
-                    failure = failure or _error(step, name, exc)
-        finally:
-            for request in pending:  # not sent, or cancelled before its reply
-                request.cleanup()
-        if failure is not None:
-            raise failure
 
     async def _bridge_index(self, bridge: str, host_name: str, fresh: bool = False) -> int:
         """Index of our bridge ``bridge``, from the cache unless ``fresh``."""
@@ -528,7 +416,7 @@ class NetlinkDataplane:
         """The careful path: free the peer name if a stale peer of ours
         holds it, create, then alias and attach step by step."""
         await self._free_peer_name(spec, alias)
-        with _step("create veth", spec.host_name):
+        with kernel_step("create veth", spec.host_name):
             await self._add_veth(spec)
         try:
             await self._configure_new_veth(spec, alias)
@@ -560,7 +448,7 @@ class NetlinkDataplane:
             # Other endpoints are being made, or wait to be (a burst of
             # container starts): the ~1 ms the kernel holds the sender goes
             # to the worker thread, so the loop keeps answering.
-            await self._off_loop(lambda ipr: ipr.link("add", **attrs))
+            await self._rtnl.off_loop(lambda ipr: ipr.link("add", **attrs))
         else:
             # One at a time, the thread hand-off (~0.2 ms here) would be
             # most of the cost, and there is nobody to keep waiting.
@@ -588,7 +476,7 @@ class NetlinkDataplane:
         if master is None or not _hairpin(host):
             # Hairpin: a container reaching its own published port through
             # the host is DNATed back out of the port the frame came in on.
-            with _step("set hairpin mode on", name):
+            with kernel_step("set hairpin mode on", name):
                 await (await self._ipr()).brport("set", index=host.index, mode=1)
         await self._ensure_up(host, name)
 
