@@ -20,6 +20,7 @@ from pynetdrv.config import (
     DEFAULT_STATE,
     Config,
     DefaultPool,
+    parse_store,
 )
 from pynetdrv.errors import PynetdrvError
 from pynetdrv.lock import AlreadyRunning
@@ -34,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--socket", type=Path, default=DEFAULT_SOCKET,
                    help="unix socket Docker connects to; its name (without .sock) is the driver name "
                    f"(default {DEFAULT_SOCKET})")
-    s.add_argument("--state", type=Path, default=DEFAULT_STATE, help=f"SQLite state file (default {DEFAULT_STATE})")
+    _state_options(s)
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     s.add_argument("--default-pool", action="append", metavar="base=CIDR,size=N", type=_default_pool,
                    help="range automatic pools are carved from; repeatable, both families "
@@ -43,11 +44,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="how often the iptables rules are compared with the state and repaired (default 30; "
                    "0 turns the check off)")
     st = sub.add_parser("status", help="show networks and pools in the state file (read-only)")
-    st.add_argument("--state", type=Path, default=DEFAULT_STATE, help=f"SQLite state file (default {DEFAULT_STATE})")
+    _state_options(st)
     c = sub.add_parser("check", help="compare the state file with the kernel and Docker; exit 0 only if all agree",
                        description="Print every leak, orphan, duplicate or missing object, one a line. Read-only "
                        "and safe while the daemon runs, unless --repair is given.")
-    c.add_argument("--state", type=Path, default=DEFAULT_STATE, help=f"SQLite state file (default {DEFAULT_STATE})")
+    _state_options(c)
     c.add_argument("--socket", type=Path, default=DEFAULT_SOCKET,
                    help=f"the daemon's plugin socket; its name is the driver name checked (default {DEFAULT_SOCKET})")
     c.add_argument("--docker-socket", type=Path, default=DEFAULT_DOCKER_SOCKET,
@@ -58,6 +59,20 @@ def _parser() -> argparse.ArgumentParser:
                    help="fix what is safe (missing bridges/veths, orphan links with our alias); "
                    "only while the daemon is stopped (takes the state lock)")
     return p
+
+
+def _state_options(p: argparse.ArgumentParser) -> None:
+    """``--state PATH`` and its longer form ``--store sqlite:PATH``: the last one given wins."""
+    p.add_argument("--state", type=Path, default=DEFAULT_STATE, help=f"SQLite state file (default {DEFAULT_STATE})")
+    p.add_argument("--store", dest="state", type=_store, metavar="sqlite:PATH",
+                   help=f"where the state lives; sqlite:PATH is the only kind (default sqlite:{DEFAULT_STATE})")
+
+
+def _store(text: str) -> Path:
+    try:
+        return parse_store(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 async def _status(state: Path) -> str:

@@ -43,9 +43,27 @@ class DefaultPool:
         return cls(base, size)
 
 
+def parse_store(text: str) -> Path:
+    """``--store`` -> the state file path; ValueError names the problem.
+
+    ``sqlite:PATH`` is the only kind for now (and the default,
+    ``sqlite:/var/lib/pynetdrv/state.db``).  The per-host state always lives in
+    that SQLite file; a shared store for multi-host networks will be a second
+    kind, with the local file still named by ``--state``."""
+    kind, sep, rest = text.partition(":")
+    if not sep or not kind:
+        raise ValueError(f"store {text!r}: expected KIND:WHERE, such as sqlite:{DEFAULT_STATE}")
+    if kind != "sqlite":
+        raise ValueError(f"store {text!r}: unknown kind {kind!r} (known: sqlite)")
+    if not rest:
+        raise ValueError(f"store {text!r}: sqlite needs a file path, such as sqlite:{DEFAULT_STATE}")
+    return Path(rest)
+
+
 @dataclass(frozen=True)
 class Config:
     socket: Path = DEFAULT_SOCKET
+    #: The SQLite state file (``--state PATH``, or ``--store sqlite:PATH``).
     state: Path = DEFAULT_STATE
     log_level: str = "info"
     #: How often the firewall is compared with the state and repaired; 0 = never.
@@ -53,6 +71,11 @@ class Config:
     default_pools: tuple[DefaultPool, ...] = field(
         default_factory=lambda: tuple(DefaultPool.parse(p) for p in DEFAULT_POOLS_V4 + DEFAULT_POOLS_V6)
     )
+    @property
+    def store_url(self) -> str:
+        """The store as ``--store`` names it."""
+        return f"sqlite:{self.state}"
+
     @property
     def instance(self) -> str:
         """The driver name Docker knows us by: the socket's name without

@@ -98,16 +98,16 @@ async def serve(
     """Run until a signal arrives.  Raises lock.AlreadyRunning if another
     daemon holds the state file.  Without arguments the kernel's own
     dataplane, iptables and port sockets are used."""
-    from pynetdrv.store.sqlite import SQLiteStore
+    from pynetdrv.store.open import open_store
 
     _raise_open_file_limit()
     lock = StateLock(config.state)
     lock.acquire()
-    store = SQLiteStore(config.state)
+    store: Store | None = None
     dp, held = dataplane, ports
     try:
         # A state file we cannot open fails here, before Docker sees a socket.
-        await store.open()
+        store = await open_store(config)
         gate = Gate()
         app = web.Application(client_max_size=MAX_BODY)
         add_routes(app, PATHS, gate, early=[ACTIVATE])
@@ -142,7 +142,8 @@ async def serve(
             held.close()
         if dp is not None:
             await dp.close()
-        await store.close()
+        if store is not None:
+            await store.close()
         lock.release()
 
 
