@@ -278,8 +278,9 @@ class VxlanDataplane:
         with kernel_step("dump neighbours of", device):
             async for m in await ipr.neigh("dump", **where):
                 dst = m.get_attr("NDA_DST")
-                if dst is None or (index is not None and m["ifindex"] != index):
-                    continue
+                if dst is None or ipaddress.ip_address(dst).is_multicast or (
+                        index is not None and m["ifindex"] != index):
+                    continue  # multicast ones are the kernel's own (NOARP)
                 ours_n, foreign_n = neigh.setdefault(m["ifindex"], (set(), set()))
                 n = NeighEntry(str(ipaddress.ip_address(dst)), (m.get_attr("NDA_LLADDR") or "").lower(),
                                permanent=m["state"] == NUD_PERMANENT)

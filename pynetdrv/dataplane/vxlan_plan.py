@@ -10,7 +10,11 @@ Entries are ours when they carry pynetdrv's mark (see ``vxlan``): a
 neighbour with our NDA_PROTOCOL, an FDB entry with NTF_EXT_LEARNED ("added by
 a control plane").  Entries without the mark are someone else's: ``plan``
 never removes or overwrites them, and refuses (naming them) to add an entry
-of ours that would have to replace one.
+of ours that would have to replace one.  The kernel keeps one FDB entry per
+MAC, flags included, with a list of destinations: so the flood (all-zero)
+entry is ours or not as a whole.  If someone else made it, pynetdrv adds no
+destination to it (refused by name); destinations someone appends to ours
+are indistinguishable from ours (a limit of the kernel's model).
 """
 
 from __future__ import annotations
@@ -176,10 +180,11 @@ def wanted_entries(endpoints: Iterable[RemoteEndpoint], hosts: Iterable[str]) ->
 
 def _conflicts(wanted: Wanted, actual: Actual) -> list[str]:
     found = []
-    foreign_macs = {e.mac for e in actual.foreign_fdb if e.mac != ZERO_MAC}
-    for e in sorted(wanted.fdb):
-        if (e.mac == ZERO_MAC and e in actual.foreign_fdb) or e.mac in foreign_macs:
-            found.append(f"FDB entry {e.mac} (not pynetdrv's)")
+    # One kernel entry per MAC, with one set of flags: the flood entry's
+    # destinations are all ours or all someone else's.
+    foreign_macs = {e.mac for e in actual.foreign_fdb}
+    for mac in sorted({e.mac for e in wanted.fdb} & foreign_macs):
+        found.append(f"FDB entry {mac} (not pynetdrv's)")
     foreign_ips = {ipaddress.ip_address(n.ip) for n in actual.foreign_neigh}
     for n in sorted(wanted.neigh):
         if ipaddress.ip_address(n.ip) in foreign_ips:

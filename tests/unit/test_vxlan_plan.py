@@ -148,6 +148,7 @@ def test_others_entries_are_never_in_the_plan() -> None:
     ([RemoteEndpoint(MAC3, ("10.77.0.3",), H2)], [], f"FDB entry {MAC3}"),
     ([RemoteEndpoint(MAC1, ("10.77.0.99",), H2)], [], "neighbour entry 10.77.0.99"),
     ([], ["192.168.250.99"], f"FDB entry {ZERO_MAC}"),
+    ([], ["192.168.250.50"], f"FDB entry {ZERO_MAC}"),  # the flood entry is someone else's as a whole
 ])
 def test_an_entry_over_someone_elses_is_refused(endpoints: list[RemoteEndpoint], hosts: list[str],
                                                  named: str) -> None:
