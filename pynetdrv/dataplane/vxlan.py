@@ -348,26 +348,41 @@ class VxlanDataplane:
         if want_mtu < 68:
             raise VxlanInputError(f"vxlan {name}: underlay MTU {underlay_mtu} leaves {want_mtu} for the network")
         want = {"vni": vni, "port": port, "local": str(local), "link": underlay}
-        dev = await self._get(name)
-        if dev is not None and self._unmarked_ours(dev, name):
-            log.info("removing %s: created by an earlier run that died before marking it", name)
-            await self._delete(dev.index, name, "delete unmarked leftover")
-            dev = None
-        if dev is not None:
-            if not self._ours(dev, network.network_id):
-                raise ForeignLinkError(f"link {name} exists and was not created by pynetdrv for network "
-                                       f"{network.network_id[:12]}")
-            have = {"vni": dev.vni, "port": dev.port, "local": dev.local, "link": dev.link}
-            if dev.kind != "vxlan" or have != want or dev.learning or not dev.proxy:
-                log.warning("vxlan %s: %s, wanted %s (learning %s, proxy %s): making it again",
-                            name, have, want, dev.learning, dev.proxy)
-                await self._delete(dev.index, name, "delete wrong vxlan")
-                dev = None
+        dev = await self._claim(network, want)
         created = dev is None
         if dev is None:
             dev = await self._create(network, vni, local, port, underlay, want_mtu, bridge)
+        if dev is None:  # someone created the name meanwhile: the same checks on theirs
+            dev = await self._claim(network, want)
+            if dev is None:
+                raise DataplaneError(f"create vxlan {name}: the name was taken, then freed, meanwhile")
+            created = False
         await self._fix(dev, name, network.bridge, bridge, want_mtu)
         return created
+
+    async def _claim(self, network: VxlanNetwork, want: dict[str, object]) -> _Device | None:
+        """The existing device if it is ours and right in what cannot be
+        changed in place (VNI, port, local address, underlay, learning,
+        proxy); None if there is none, or once a wrong one of ours (or a
+        half-made leftover) is deleted.  ForeignLinkError for anyone else's."""
+        name = network.ifname
+        dev = await self._get(name)
+        if dev is None:
+            return None
+        if self._unmarked_ours(dev, name):
+            log.info("removing %s: created by an earlier run that died before marking it", name)
+            await self._delete(dev.index, name, "delete unmarked leftover")
+            return None
+        if not self._ours(dev, network.network_id):
+            raise ForeignLinkError(f"link {name} exists and was not created by pynetdrv for network "
+                                   f"{network.network_id[:12]}")
+        have = {"vni": dev.vni, "port": dev.port, "local": dev.local, "link": dev.link}
+        if dev.kind != "vxlan" or have != want or dev.learning or not dev.proxy:
+            log.warning("vxlan %s: %s, wanted %s (learning %s, proxy %s): making it again",
+                        name, have, want, dev.learning, dev.proxy)
+            await self._delete(dev.index, name, "delete wrong vxlan")
+            return None
+        return dev
 
     async def _bridge_index(self, network: VxlanNetwork) -> int:
         ipr = await self._rtnl.socket()
@@ -407,7 +422,9 @@ class VxlanDataplane:
         return None, int(msg.get_attr("IFLA_MTU"))
 
     async def _create(self, network: VxlanNetwork, vni: int, local: ipaddress.IPv4Address | ipaddress.IPv6Address,
-                      port: int, underlay: int | None, mtu: int, bridge: int) -> _Device:
+                      port: int, underlay: int | None, mtu: int, bridge: int) -> _Device | None:
+        """Create the device enslaved and up, then mark it; None if the name
+        was taken meanwhile.  Undone if marking fails."""
         name = network.ifname
         ipr = await self._rtnl.socket()
         attrs: dict[str, Any] = {
@@ -421,11 +438,13 @@ class VxlanDataplane:
         try:
             await ipr.link("add", **attrs)
         except NetlinkError as exc:
-            if exc.code == errno.EEXIST and await self._get(name) is None:
-                holder = await self._vni_holder(vni, port)
-                raise DataplaneError(f"create vxlan {name}: VNI {vni} on UDP port {port} is already used by "
-                                     f"{holder or 'another device'}") from exc
-            raise kernel_error("create vxlan", name, exc) from exc
+            if exc.code != errno.EEXIST:
+                raise kernel_error("create vxlan", name, exc) from exc
+            if await self._get(name) is not None:
+                return None
+            holder = await self._vni_holder(vni, port)
+            raise DataplaneError(f"create vxlan {name}: VNI {vni} on UDP port {port} is already used by "
+                                 f"{holder or 'another device'}") from exc
         try:
             dev = await self._get(name)
             if dev is None:
