@@ -37,6 +37,8 @@ from pynetdrv.dataplane.vxlan import (
 )
 from pynetdrv.dataplane.vxlan_plan import ZERO_MAC, FdbEntry, ForeignEntryError, NeighEntry, VxlanInputError
 from pynetdrv.driver.naming import bridge_name, derived_mac
+from pynetdrv.firewall.render import restore_text
+from pynetdrv.firewall.vxlan_rules import render_vxlan_input
 
 NODAD = 0x02
 NET_A, NET_B = "a1" * 32, "b2" * 32
@@ -180,6 +182,12 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 def udp_send(c: Container, addr: str, port: int, size: int = 64, count: int = 3) -> subprocess.CompletedProcess[str]:
     return in_netns(c.ns, sys.executable, "-c", UDP_TOOL, "send", addr, str(port), str(size), str(count))
+
+
+def restore(ns: str, tool: str, text: str) -> None:
+    done = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", f"{tool}-restore", "-w", "--noflush"],
+                          input=text, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
 
 
 def received(proc: subprocess.Popen[str]) -> str | None:
@@ -583,3 +591,19 @@ async def test_a_flood_entry_someone_else_made_gets_no_destination_of_ours(lab: 
     assert await h1.vx.sync(net, [c2.endpoint()], []) == 3
     assert await h1.vx.sync(net, [], []) == 3
     assert await kernel_entries(h1.ipr, net.ifname) == theirs
+
+
+@pytest.mark.parametrize("tool", ["iptables-nft", "iptables-legacy"])
+async def test_vxlan_from_a_host_not_in_the_member_list_is_dropped(lab: Lab, tool: str) -> None:
+    nets, (c1, c2, c3) = await three_hosts(lab)
+    await lab.wire(nets, [c1, c2, c3])
+    assert ping(c3.ns, c1.ip) and ping(c2.ns, c1.ip), "not reachable before any rule: the test would prove nothing"
+    h1 = c1.host
+    table = render_vxlan_input([h1.vtep, c2.host.vtep], 4789, "PNTEST", 4)
+    (jump,) = table.jumps
+    text = restore_text([table], {"filter": [(jump, 1)]})
+    restore(h1.ns, tool, text)
+    saved = in_netns(h1.ns, f"{tool}-save", "-t", "filter").stdout.splitlines()
+    assert [line for line in saved if "VXLAN-IN" in line and not line.startswith(":")] == [jump.line, *table.rules]
+    assert ping(c2.ns, c1.ip), "a member's VXLAN was dropped"
+    assert not ping(c3.ns, c1.ip), "VXLAN from a host that is not a member got in"
