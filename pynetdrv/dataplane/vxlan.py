@@ -529,7 +529,10 @@ class VxlanDataplane:
         """Make our entries on the network's device exactly those of these
         remote endpoints and peer hosts (VTEP IPs): add what is missing,
         remove what is stale, leave others' entries alone.  Returns the
-        number of changes sent (0: already in sync)."""
+        number of changes sent (0: already in sync).  Bad or conflicting
+        input is refused before any change; if the kernel refuses one change
+        of the batch, the others still apply, the error names the first
+        refused one, and the next sync starts from what the kernel holds."""
         wanted = wanted_entries(wanted_endpoints, wanted_hosts)
         return await self._apply(network, lambda actual: plan(wanted, actual, network.ifname))
 
