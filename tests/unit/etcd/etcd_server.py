@@ -60,7 +60,8 @@ def ensure_etcd_binary() -> Path:
 
 def _fetch_and_unpack() -> None:
     with tempfile.TemporaryDirectory(prefix="etcd-deb-") as tmp:
-        r = subprocess.run(["apt-get", "-qq", "download", "etcd-server"], cwd=tmp, capture_output=True, text=True)
+        r = subprocess.run(["apt-get", "-qq", "download", "etcd-server"], check=False, cwd=tmp,
+                           capture_output=True, text=True)
         debs = list(Path(tmp).glob("etcd-server_*.deb"))
         if r.returncode != 0 or not debs:
             raise EtcdHarnessError(
@@ -77,7 +78,8 @@ def _fetch_and_unpack() -> None:
         shutil.rmtree(staging, ignore_errors=True)
         (staging / "root").mkdir(parents=True)
         subprocess.run(["dpkg", "-x", str(deb), str(staging / "root")], check=True)
-        r = subprocess.run([str(staging / "root/usr/bin/etcd"), "--version"], capture_output=True, text=True)
+        r = subprocess.run([str(staging / "root/usr/bin/etcd"), "--version"], check=False, capture_output=True,
+                           text=True)
         if r.returncode != 0 or ETCD_VERSION not in r.stdout:
             raise EtcdHarnessError(f"the unpacked etcd does not run: {r.stdout} {r.stderr}")
         (staging / ".complete").write_text(f"etcd-server={version}\n")
@@ -107,7 +109,7 @@ class TlsMaterial:
         os.chmod(d, 0o700)
 
         def openssl(*args: str) -> None:
-            r = subprocess.run(["openssl", *args], cwd=d, capture_output=True, text=True)
+            r = subprocess.run(["openssl", *args], check=False, cwd=d, capture_output=True, text=True)
             if r.returncode != 0:
                 raise EtcdHarnessError(f"openssl {' '.join(args)}: {r.stderr}")
 
@@ -188,12 +190,9 @@ class EtcdServer:
             args += ["--client-cert-auth", "--trusted-ca-file", str(self.tls.ca),
                      "--cert-file", str(self.tls.server_cert), "--key-file", str(self.tls.server_key)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
-        log = open(self.log_path, "ab")
-        try:
+        with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL", "--", *args], env=env,
                                           stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        finally:
-            log.close()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S

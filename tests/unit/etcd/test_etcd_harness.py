@@ -47,6 +47,7 @@ def test_tls_etcd_refuses_a_client_without_certificate(etcd_tls: EtcdServer) -> 
     assert etcd_tls.tls is not None
     assert json.loads(etcd_tls.http("GET", "/health"))["health"] == "true"  # with the client cert
     ctx = ssl.create_default_context(cafile=str(etcd_tls.tls.ca))
-    with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
-        with urllib.request.urlopen(f"https://127.0.0.1:{etcd_tls.client_port}/health", timeout=2, context=ctx) as r:
-            r.read()
+    url = f"https://127.0.0.1:{etcd_tls.client_port}/health"
+    with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)), \
+            urllib.request.urlopen(url, timeout=2, context=ctx) as r:
+        r.read()
