@@ -170,6 +170,7 @@ class EtcdClient:
         self.endpoints = tuple(endpoints)
         self.names = tuple(str(e) for e in self.endpoints)
         self.timeout = timeout
+        self.tls = tls
         self._raw = _Channel(self.endpoints, tls, timeout)
 
     @classmethod
@@ -187,18 +188,31 @@ class EtcdClient:
         await self.close()
 
     # -- error mapping ---------------------------------------------------------------------------------
+    def _tls_hint(self, detail: str) -> str:
+        """What a TLS mismatch looks like from here (gRPC's own words are cryptic), as advice."""
+        if self.tls is None:
+            if "Socket closed" in detail:
+                return " (if etcd uses TLS: give --etcd-cacert, and --etcd-cert/--etcd-key for client certificates)"
+        elif "CERTIFICATE_VERIFY_FAILED" in detail:
+            return " (etcd's certificate does not verify against --etcd-cacert, or does not name this endpoint)"
+        elif self.tls.cert is None and any(s in detail for s in ("TSI_", "SSL", "andshake")):
+            return " (etcd refused the TLS session: it may require a client certificate, --etcd-cert/--etcd-key)"
+        elif any(s in detail for s in ("BAD_CERTIFICATE", "CERTIFICATE_REQUIRED", "TSI_DATA_CORRUPTED")):
+            return " (etcd refused the client certificate given by --etcd-cert: not signed by a CA it trusts?)"
+        return ""
+
     def _error(self, what: str, e: BaseException) -> EtcdError:
         if isinstance(e, grpc.aio.AioRpcError):
             detail = f"{e.code().name}: {e.details()}"
             if e.code() in _UNAVAILABLE_CODES:
-                return EtcdUnavailable(self.names, what, detail)
+                return EtcdUnavailable(self.names, what, detail + self._tls_hint(detail))
         elif isinstance(e, TimeoutError):
             return EtcdUnavailable(self.names, what, f"no answer within {self.timeout:g} s")
         else:
             cause = e.__cause__ if isinstance(e.__cause__, grpc.aio.AioRpcError) else None
             detail = f"{cause.code().name}: {cause.details()}" if cause else (str(e) or type(e).__name__)
             if isinstance(e, _UNAVAILABLE_ERRORS):
-                return EtcdUnavailable(self.names, what, detail)
+                return EtcdUnavailable(self.names, what, detail + self._tls_hint(detail))
         if "lease not found" in detail:
             return EtcdLeaseLost(self.names, what, detail)
         return EtcdError(self.names, what, detail)

@@ -117,7 +117,8 @@ class TlsMaterial:
                 "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=pynetdrv test CA",
                 "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
         for name, cn, ext in (
-            ("server", "etcd", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth"),
+            # etcd's own HTTP gateway dials etcd with the server certificate: it needs clientAuth too.
+            ("server", "etcd", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth"),
             ("client", "pynetdrv", "extendedKeyUsage=clientAuth"),
         ):
             (d / f"{name}.ext").write_text(ext + "\n")
