@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Self
 
-from pynetdrv.cluster.errors import EtcdError
+from pynetdrv.cluster.errors import EtcdError, EtcdLeaseLost
 from pynetdrv.cluster.etcd import EtcdClient
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,11 @@ class KeptLease:
         while True:
             await asyncio.sleep(interval)
             try:
-                remaining = await self._client.refresh_lease(self.id)
-                if remaining > 0:
-                    continue
+                try:
+                    if await self._client.refresh_lease(self.id) > 0:
+                        continue
+                except EtcdLeaseLost:
+                    pass
                 log.warning("etcd lease %x is gone (expired): granting a new one", self.id)
                 self.id = await self._client.grant_lease(self.ttl)
                 self.regrants += 1

@@ -43,6 +43,7 @@ def etcd_tls(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 def etcd_restartable(etcd_server: EtcdServer) -> Iterator[EtcdServer]:
     """The worker's etcd, for a test that stops it: running again afterwards, even if the test fails."""
     yield etcd_server
+    etcd_server.resume()
     etcd_server.start()
 
 

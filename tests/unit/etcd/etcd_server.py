@@ -214,12 +214,22 @@ class EtcdServer:
         if self._proc is None:
             return
         if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)  # a paused etcd would not act on SIGTERM
             self._proc.send_signal(signal.SIGTERM)
             try:
                 self._proc.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 self._kill()
         self._proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: etcd hangs (accepts nothing, answers nothing) until `resume`."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
 
     def _kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
