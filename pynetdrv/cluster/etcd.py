@@ -3,7 +3,7 @@
 Every call has a deadline (`timeout`, plus a margin enforced here as well); any failure to reach etcd
 becomes `EtcdUnavailable` naming the endpoints and the operation, other etcd errors `EtcdError`.
 The client is created lazily and recovers by itself when etcd comes back (gRPC reconnects with the
-backoff below): no new client is needed. A client belongs to the event loop it is first used in.
+backoff below, and calls wait for the channel within their deadline): no new client is needed. A client belongs to the event loop it is first used in.
 
 aetcd 1.0 has no TLS: `_Channel` replaces its `connect()` with one that opens a secure channel to
 one or several endpoints. That, and the use of its stubs, is why the dependency is pinned below 2.
@@ -53,6 +53,14 @@ GRPC_OPTIONS: dict[str, Any] = {
 }
 _UNAVAILABLE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 _UNAVAILABLE_ERRORS = (aetcd.ConnectionFailedError, aetcd.ConnectionTimeoutError, aetcd.WatchTimeoutError)
+
+
+RETRY_INTERVAL_S = 0.1
+
+
+def _not_sent(e: grpc.aio.AioRpcError) -> bool:
+    """gRPC failed the call before sending it: no connection to any endpoint."""
+    return bool(e.code() == grpc.StatusCode.UNAVAILABLE and "failed to connect to all addresses" in (e.details() or ""))
 
 
 class WatchCompacted(Exception):
@@ -172,6 +180,7 @@ class EtcdClient:
         self.timeout = timeout
         self.tls = tls
         self._raw = _Channel(self.endpoints, tls, timeout)
+        self._opts: dict[str, Any] = {"timeout": timeout}
 
     @classmethod
     def from_url(cls, url: str, *, cacert: str | None = None, cert: str | None = None, key: str | None = None,
@@ -218,18 +227,32 @@ class EtcdClient:
         return EtcdError(self.names, what, detail)
 
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run one request with the client's deadline, mapping every failure to an EtcdError."""
+        """Run one request within the client's deadline, mapping every failure to an EtcdError.
+
+        A request that gRPC refused to send because the channel is not connected (etcd down, or just
+        back while gRPC waits out its reconnect backoff) is tried again until the deadline, then
+        the last error is raised: it keeps gRPC's reason (e.g. a TLS refusal). Requests that may
+        have reached etcd are never repeated (a put-if-absent must not see its own write)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
         try:
-            async with asyncio.timeout(self.timeout + 1.0):  # gRPC's deadline is `timeout`; this is the net
-                await self._raw.connect()
-                return await fn()
+            async with asyncio.timeout(self.timeout + 1.0):  # the net under gRPC's own deadline
+                while True:
+                    try:
+                        await self._raw.connect()
+                        return await fn()
+                    except grpc.aio.AioRpcError as e:
+                        left = deadline - loop.time()
+                        if not _not_sent(e) or left < 0.05:
+                            raise
+                        await asyncio.sleep(min(RETRY_INTERVAL_S, left))
         except (grpc.aio.AioRpcError, aetcd.ClientError, TimeoutError) as e:
             raise self._error(what, e) from e
 
     # -- reads -----------------------------------------------------------------------------------------
     async def _range(self, what: str, key: bytes, end: bytes) -> Snapshot:
         async def go() -> Snapshot:
-            r = await self._raw.kvstub.Range(rpc.RangeRequest(key=key, range_end=end), timeout=self.timeout)
+            r = await self._raw.kvstub.Range(rpc.RangeRequest(key=key, range_end=end), **self._opts)
             return Snapshot(int(r.header.revision), tuple(_kv(m) for m in r.kvs))
         return await self._call(what, go)
 
@@ -246,7 +269,7 @@ class EtcdClient:
     async def put(self, key: bytes, value: bytes, lease: int = 0) -> int:
         """Write unconditionally; returns the new revision."""
         async def go() -> int:
-            r = await self._raw.kvstub.Put(rpc.PutRequest(key=key, value=value, lease=lease), timeout=self.timeout)
+            r = await self._raw.kvstub.Put(rpc.PutRequest(key=key, value=value, lease=lease), **self._opts)
             return int(r.header.revision)
         return await self._call(f"put {key!r}", go)
 
@@ -255,8 +278,7 @@ class EtcdClient:
         end = _prefix_end(key) if prefix else b""
 
         async def go() -> int:
-            r = await self._raw.kvstub.DeleteRange(rpc.DeleteRangeRequest(key=key, range_end=end),
-                                                   timeout=self.timeout)
+            r = await self._raw.kvstub.DeleteRange(rpc.DeleteRangeRequest(key=key, range_end=end), **self._opts)
             return int(r.deleted)
         return await self._call(f"delete {key!r}", go)
 
@@ -268,7 +290,7 @@ class EtcdClient:
         keys = ", ".join(repr(c.key) for c in compare) or "-"
 
         async def go() -> TxnResult:
-            r = await self._raw.kvstub.Txn(req, timeout=self.timeout)
+            r = await self._raw.kvstub.Txn(req, **self._opts)
             gets: list[KV | None] = []
             deleted = 0
             for resp in r.responses:
@@ -304,20 +326,24 @@ class EtcdClient:
             raise EtcdConfigError(f"lease ttl must be >= 1 s, not {ttl}")
 
         async def go() -> int:
-            return int((await self._raw.lease(ttl)).id)
+            r = await self._raw.leasestub.LeaseGrant(rpc.LeaseGrantRequest(TTL=ttl, ID=0), **self._opts)
+            return int(r.ID)
         return await self._call(f"grant a {ttl} s lease", go)
 
     async def refresh_lease(self, lease: int) -> int:
         """Keep the lease alive once; returns its remaining TTL, <= 0 if etcd no longer has it."""
         async def go() -> int:
-            reply = await self._raw.refresh_lease(lease)
-            return int(reply.TTL) if reply is not None else 0
+            async for reply in self._raw.leasestub.LeaseKeepAlive([rpc.LeaseKeepAliveRequest(ID=lease)],
+                                                                  **self._opts):
+                return int(reply.TTL)
+            return 0
         return await self._call(f"refresh lease {lease:x}", go)
 
     async def revoke_lease(self, lease: int) -> None:
         """Revoke the lease (its keys go); a lease that is already gone is fine."""
         try:
-            await self._call(f"revoke lease {lease:x}", lambda: self._raw.revoke_lease(lease))
+            await self._call(f"revoke lease {lease:x}",
+                             lambda: self._raw.leasestub.LeaseRevoke(rpc.LeaseRevokeRequest(ID=lease), **self._opts))
         except EtcdLeaseLost:
             pass
 

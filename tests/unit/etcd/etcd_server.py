@@ -264,6 +264,10 @@ class EtcdServer:
         self.http("POST", "/v3/kv/deleterange", {"key": base64.b64encode(prefix).decode(),
                                                    "range_end": base64.b64encode(bytes(end)).decode()})
 
+    def compact(self, revision: int) -> None:
+        """Drop the history before `revision` (pynetdrv itself never compacts)."""
+        self.http("POST", "/v3/kv/compaction", {"revision": str(revision), "physical": True})
+
     def count_prefix(self, prefix: bytes) -> int:
         end = bytearray(prefix)
         end[-1] += 1

@@ -79,3 +79,13 @@ def test_tls_files_are_checked_up_front_naming_the_option(tmp_path: Path) -> Non
         EtcdTls.from_options(None, key, key)
     tls = EtcdTls.from_options(str(cert), str(cert), str(key))
     assert tls == EtcdTls(cert, cert, key)
+
+
+def test_parsing_the_options_does_not_import_grpc() -> None:
+    """Single-host `pynetdrv serve` must never pay for grpc; the CLI only needs these two modules."""
+    import subprocess
+    import sys
+    code = ("import sys, pynetdrv.cluster, pynetdrv.cluster.endpoints, pynetdrv.cluster.errors, pynetdrv.cluster.kv;"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('grpc', 'aetcd', 'google')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
