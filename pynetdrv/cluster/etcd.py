@@ -72,22 +72,23 @@ async def _target(endpoints: Sequence[Endpoint]) -> str:
     (host names resolved once, here), which gRPC's pick_first tries in order."""
     if len(endpoints) == 1:
         return str(endpoints[0])
-    addrs: list[str] = []
+    addrs: dict[tuple[str, int], None] = {}  # ordered, without duplicates
     loop = asyncio.get_running_loop()
     for ep in endpoints:
         if ep.is_ip:
-            addrs.append(ep.host)
+            addrs[(ep.host, ep.port)] = None
             continue
         try:
             infos = await loop.getaddrinfo(ep.host, ep.port, type=socket.SOCK_STREAM)
         except OSError as e:
-            raise EtcdUnavailable([str(e) for e in endpoints], f"resolving {ep.host}", str(e)) from None
-        addrs.extend(str(info[4][0]) for info in infos)
-    ports = {ep.host: ep.port for ep in endpoints}
-    v4 = [a for a in addrs if ipaddress.ip_address(a).version == 4]
+            raise EtcdUnavailable([str(x) for x in endpoints], f"resolving {ep.host}", str(e)) from None
+        for info in infos:
+            addrs[(str(info[4][0]), ep.port)] = None
+    # One gRPC target holds one address family: IPv4 if there is any, else IPv6.
+    v4 = [(a, p) for a, p in addrs if ipaddress.ip_address(a).version == 4]
     if v4:
-        return "ipv4:" + ",".join(f"{a}:{ports.get(a, endpoints[0].port)}" for a in dict.fromkeys(v4))
-    return "ipv6:" + ",".join(f"[{a}]:{ports.get(a, endpoints[0].port)}" for a in dict.fromkeys(addrs))
+        return "ipv4:" + ",".join(f"{a}:{p}" for a, p in v4)
+    return "ipv6:" + ",".join(f"[{a}]:{p}" for a, p in addrs)
 
 
 class _Channel(aetcd.Client):  # type: ignore[misc]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,9 +84,7 @@ def test_tls_files_are_checked_up_front_naming_the_option(tmp_path: Path) -> Non
 
 
 def test_parsing_the_options_does_not_import_grpc() -> None:
-    """Single-host `pynetdrv serve` must never pay for grpc; the CLI only needs these two modules."""
-    import subprocess
-    import sys
+    """Single-host `pynetdrv serve` must never pay for grpc; the CLI only needs these modules."""
     code = ("import sys, pynetdrv.cluster, pynetdrv.cluster.endpoints, pynetdrv.cluster.errors, pynetdrv.cluster.kv;"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('grpc', 'aetcd', 'google')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

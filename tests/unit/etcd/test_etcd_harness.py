@@ -8,9 +8,10 @@ import json
 import ssl
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
-from etcd_server import ETCD_VERSION, EtcdServer
+from etcd_server import ETCD_VERSION, EtcdServer, ensure_etcd_binary
 
 
 def test_etcd_is_the_debian_build_and_healthy(etcd_server: EtcdServer) -> None:
@@ -51,3 +52,15 @@ def test_tls_etcd_refuses_a_client_without_certificate(etcd_tls: EtcdServer) -> 
     with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)), \
             urllib.request.urlopen(url, timeout=2, context=ctx) as r:
         r.read()
+
+
+def test_etcd_env_variables_do_not_reach_etcd(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """etcd reads every ETCD_* variable as a flag: a bad one in the caller's environment is stripped."""
+    monkeypatch.setenv("ETCD_QUOTA_BACKEND_BYTES", "not-a-number")
+    monkeypatch.setenv("ETCD_NAME", "clash")
+    s = EtcdServer(ensure_etcd_binary(), tmp_path / "e", "envtest")
+    try:
+        s.start()
+        assert json.loads(s.http("GET", "/health"))["health"] == "true"
+    finally:
+        s.stop()

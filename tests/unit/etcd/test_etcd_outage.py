@@ -84,3 +84,12 @@ async def test_second_endpoint_is_used_when_the_first_is_down(etcd_server: EtcdS
     async with EtcdClient.from_url(f"etcd://127.0.0.1:{dead},{etcd_server.endpoint}", timeout=2) as c:
         await c.put(etcd_prefix + b"k", b"via-second")
     assert etcd_server.count_prefix(etcd_prefix) == 1
+
+
+async def test_host_names_are_resolved_for_several_endpoints(etcd_server: EtcdServer, etcd_prefix: bytes) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    async with EtcdClient.from_url(f"etcd://localhost:{dead},localhost:{etcd_server.client_port}", timeout=2) as c:
+        await c.put(etcd_prefix + b"k", b"via-localhost")
+    assert etcd_server.count_prefix(etcd_prefix) == 1
