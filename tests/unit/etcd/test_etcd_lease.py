@@ -95,3 +95,18 @@ async def test_lost_lease_is_granted_again_and_the_owner_writes_again(client: Et
 def test_kept_lease_needs_a_useful_ttl(etcd_server: EtcdServer) -> None:
     with pytest.raises(ValueError, match="ttl >= 2"):
         KeptLease(EtcdClient.from_url(f"etcd://{etcd_server.endpoint}"), ttl=1)
+
+
+async def test_kept_lease_survives_a_short_etcd_restart(etcd_restartable: EtcdServer, client: EtcdClient,
+                                                        etcd_prefix: bytes) -> None:
+    k = etcd_prefix + b"host/e"
+    async with KeptLease(client, ttl=2) as lease:
+        first = lease.id
+        await client.put(k, b"alive", lease=first)
+        etcd_restartable.stop()
+        await asyncio.sleep(0.7)  # at least one refresh fails meanwhile
+        etcd_restartable.start()
+        await asyncio.sleep(3.5)  # > TTL + the extension etcd gives leases on restart: only refreshes keep it
+        kv = await client.get(k)
+        assert kv is not None and kv.lease == first
+        assert lease.id == first and lease.regrants == 0
