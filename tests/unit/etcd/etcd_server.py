@@ -15,6 +15,7 @@ a test's key prefix never depend on the client under test nor on an event loop.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -226,6 +227,17 @@ class EtcdServer:
         """SIGSTOP: etcd hangs (accepts nothing, answers nothing) until `resume`."""
         assert self._proc is not None
         self._proc.send_signal(signal.SIGSTOP)
+        # The signal is delivered asynchronously: wait until every thread of etcd is stopped.
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            states = []
+            for stat in Path(f"/proc/{self._proc.pid}/task").glob("*/stat"):
+                with contextlib.suppress(OSError):
+                    states.append(stat.read_text().rsplit(")", 1)[1].split()[0])
+            if states and all(st in ("T", "t") for st in states):
+                return
+            time.sleep(0.01)
+        raise EtcdHarnessError("etcd did not stop on SIGSTOP")
 
     def resume(self) -> None:
         if self._proc is not None:
