@@ -22,6 +22,16 @@ DEFAULT_EXEC_ROOT = Path("/var/run/docker")
 SHIM_NAMESPACE = "moby"  # dockerd's containerd namespace
 
 
+#: Exec roots of engines a test SIGKILLed (dockerd.restart_dockerd, faults.kill_dockerd): the
+#: integration tests' teardown ends those engines' orphaned shims; the leak check of any other
+#: test counts them as leaks. Cleared at the start of each test.
+KILLED_ENGINES: set[Path] = set()
+
+
+def note_killed(exec_root: Path | str) -> None:
+    KILLED_ENGINES.add(_resolved(str(exec_root)))
+
+
 @dataclass(frozen=True)
 class EngineProcess:
     pid: int

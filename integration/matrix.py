@@ -175,11 +175,12 @@ class Matrix:
         self.system.restore(say)
 
     def switch_to(self, engine: Engine) -> None:
-        for other in self.fetched():
-            if other.name != engine.name:
-                stop(other, say)
-        if not engine.system:
-            self.system.stop(say)
+        if self.lock is not None:  # without it (e.g. tests/unit only) no engine is stopped
+            for other in self.fetched():
+                if other.name != engine.name:
+                    stop(other, say)
+            if not engine.system:
+                self.system.stop(say)
         start(engine, say)
 
     def run_engine(self, index: int, engine: Engine) -> int:
