@@ -113,12 +113,11 @@ def plan_runs(index: int, args: list[str], explicit: bool, workers: str) -> list
     return runs
 
 
-def known_container_ids(engine: Engine) -> set[str]:
+def known_container_ids(engine: Engine) -> set[str] | None:
+    """Full ids of all the engine's containers; None if it does not answer."""
     out = subprocess.run([str(engine.client), "ps", "-aq", "--no-trunc"], capture_output=True, text=True,
                          timeout=60, check=False)
-    if out.returncode != 0:
-        raise Fatal(f"engine {engine.name}: `docker ps -a` failed: {out.stderr.strip()}")
-    return set(out.stdout.split())
+    return set(out.stdout.split()) if out.returncode == 0 else None
 
 
 def leftovers(current: Engine | None, all_engines: list[Engine]) -> list[str]:
@@ -127,7 +126,11 @@ def leftovers(current: Engine | None, all_engines: list[Engine]) -> list[str]:
     found = []
     for engine in {e.name: e for e in all_engines}.values():
         if current is not None and engine.name == current.name:
-            procs = orphan_shims(engine.exec_root, known_container_ids(engine))
+            known = known_container_ids(engine)
+            if known is None:
+                found.append(f"engine {engine.name}: does not answer `docker ps -a`; its shims were not checked")
+                continue
+            procs = orphan_shims(engine.exec_root, known)
         else:
             procs = engine_processes(engine.exec_root)
         if procs:
