@@ -224,8 +224,9 @@ def stop(engine: Engine, say: Say = print) -> None:
             _signal(pid, signal.SIGKILL)
             if not _wait_gone(pid, 10):
                 raise EngineError(f"engine {engine.name}: dockerd {pid} does not exit on SIGKILL")
-        # Its containerd exits after it (stopped by dockerd, or its parent-death signal).
-        _wait_until(lambda: not [p for p in engine_processes(engine.exec_root) if p.kind != "shim"], 20)
+        # Its containerd exits after it (stopped by dockerd, or its parent-death signal), and the
+        # shims of the containers it stopped exit on their own: give them all a bounded moment.
+        _wait_until(lambda: not engine_processes(engine.exec_root), 20)
     left = engine_processes(engine.exec_root)
     if left:
         say(f"engine {engine.name}: ending what is left of it: " + "; ".join(str(p) for p in left))
