@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,11 +20,11 @@ from integration.faults import kill_dockerd
 from integration.processes import children_of, pid_gone
 
 # A process that looks like a shim (argv[0] and flags) and has a child, like a container's.
-FAKE_SHIM = ("import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)")
+FAKE_SHIM = "sleep 300 & wait"
 
 
 def _fake_shim(exec_root: Path, container_id: str) -> subprocess.Popen[bytes]:
-    argv = ["bash", "-c", 'exec -a containerd-shim-runc-v2 "$@"', "bash", sys.executable, "-c", FAKE_SHIM,
+    argv = ["bash", "-c", 'exec -a containerd-shim-runc-v2 "$@"', "bash", "bash", "-c", FAKE_SHIM, "fake-shim",
             "-namespace", "moby", "-id", container_id, "-address", f"{exec_root}/containerd/containerd.sock"]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
     wait_for(lambda: children_of(proc.pid), 10, f"fake shim {proc.pid} to start its child")
