@@ -29,11 +29,13 @@ from integration.docker_objects import Container, Network, cleanup_docker_object
 from integration.dockerd import (
     DockerdProcess,
     docker_answers,
+    exec_root_of,
     restart_dockerd,
     running_dockerd,
     start_dockerd,
     wait_docker,
 )
+from integration.engine_processes import KILLED_ENGINES, EngineProcess, orphan_shims, reap
 from integration.host import bridge_name_for, forward_policies, leaks, links, netns_entries
 from integration.processes import end_process
 from integration.pynetdrv_daemon import PynetdrvDaemon, leftover_daemons, plugin_activates
@@ -179,6 +181,7 @@ def resources(request: pytest.FixtureRequest, pynetdrv: PynetdrvDaemon,
                                    _size(dockerd_record.log_path))
     res = Resources(links_before=set(links()), netns_before=netns_entries())
     policies = forward_policies()
+    KILLED_ENGINES.clear()
     yield res
     problems: list[str] = []
     # Engines first: cleanup needs dockerd and (for DeleteNetwork etc.) pynetdrv.
@@ -196,19 +199,35 @@ def resources(request: pytest.FixtureRequest, pynetdrv: PynetdrvDaemon,
         pynetdrv.start()
     problems += cleanup_docker_objects()
     found: list[str] = []
+    orphans: list[EngineProcess] = []
+    exec_root = exec_root_of(dockerd_record.cmdline)
 
     def clean() -> bool:
         found[:] = leaks(res.links_before, res.netns_before, res.bridges, res.subnets)
-        return not found
+        orphans[:] = _orphan_shims(exec_root)
+        return not found and not orphans
 
     try:
         wait_for(clean, 5, "the host to be clean")
     except AssertionError:
         problems += found
+    if orphans:
+        # Shims (and their containers' processes) of the engine under test with no container
+        # behind them. A test that SIGKILLed the engine may orphan them: its teardown ends them.
+        # Any other test leaked them.
+        if exec_root not in KILLED_ENGINES:
+            problems += [f"a shim without a container was left running (ended now): {p}" for p in orphans]
+        problems += reap(orphans)
     if forward_policies() != policies:
         problems.append(f"the FORWARD policies changed: {policies} -> {forward_policies()}")
     if problems:
         pytest.fail("after the test (cleanup done first):\n  " + "\n  ".join(problems), pytrace=False)
+
+
+def _orphan_shims(exec_root: Path) -> list[EngineProcess]:
+    """The engine's shims for containers it does not know ([] if it cannot be asked)."""
+    ids = docker("ps", "-aq", "--no-trunc", check=False)
+    return orphan_shims(exec_root, set(ids.split())) if ids.ok else []
 
 
 def _size(path: Path) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from integration.cmd import CommandError, run, wait_for
 from integration.constants import DOCKER, DOCKERD_LOG
+from integration.engine_processes import note_killed
 from integration.processes import children_of, cmdline_of, pid_gone, proc_state
 
 
@@ -138,10 +139,13 @@ def restart_dockerd(sig: int = signal.SIGTERM, stop_timeout: float = 60, start_t
     kids = children_of(proc.pid)
     with open(proc.log_path, "ab") as log:
         log.write(f"---- test harness: sending {signal.Signals(sig).name} to dockerd {proc.pid}\n".encode())
+    if sig == signal.SIGKILL:  # its shims may be orphaned: the teardown ends them
+        note_killed(exec_root_of(proc.cmdline))
     os.kill(proc.pid, sig)
     try:
         wait_for(lambda: pid_gone(proc.pid), stop_timeout, f"dockerd {proc.pid} to exit", interval=0.2)
     except AssertionError:
+        note_killed(exec_root_of(proc.cmdline))
         os.kill(proc.pid, signal.SIGKILL)
         wait_for(lambda: pid_gone(proc.pid), 20, f"dockerd {proc.pid} to die on SIGKILL")
         start_dockerd(proc, start_timeout)

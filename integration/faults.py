@@ -22,7 +22,8 @@ from typing import Any, Self
 from integration.cmd import CommandError, wait_for
 from integration.constants import IDLE_CMD, IMAGE, LABEL
 from integration.docker_objects import Network, docker, docker_json, unique
-from integration.dockerd import DockerdProcess, running_dockerd, tail
+from integration.dockerd import DockerdProcess, exec_root_of, running_dockerd, tail
+from integration.engine_processes import note_killed
 from integration.processes import children_of, pid_gone, proc_state
 from integration.pynetdrv_daemon import PynetdrvDaemon
 from integration.subnet_allocator import SubnetAllocator
@@ -209,6 +210,8 @@ def kill_dockerd(sig: int = signal.SIGKILL, timeout: float = 60) -> DockerdProce
     kids = children_of(proc.pid)
     with open(proc.log_path, "ab") as log:
         log.write(f"---- fault test: sending {signal.Signals(sig).name} to dockerd {proc.pid}\n".encode())
+    if sig == signal.SIGKILL:  # its shims may be orphaned: the teardown ends them
+        note_killed(exec_root_of(proc.cmdline))
     os.kill(proc.pid, sig)
     wait_for(lambda: pid_gone(proc.pid), timeout, f"dockerd {proc.pid} to exit", interval=0.2)
     try:
