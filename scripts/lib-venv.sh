@@ -4,7 +4,8 @@
 ensure_venv() {
     local extras="$1" spec="." stamp want check="import pynetdrv"
     [ -n "$extras" ] && spec=".[$extras]"
-    [ "$extras" = test ] && check="import pynetdrv, pytest, hypothesis, xdist"
+    [ "$extras" = test ] && check="import pynetdrv, pytest, hypothesis, xdist, pytest_cov"
+    [ "$extras" = dev ] && check="import pynetdrv, pytest, hypothesis, xdist, pytest_cov, mypy, ruff"
     [ "$extras" = bench ] && check="import pynetdrv, matplotlib"
     if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
         echo "==> apt: installing python3 python3-venv"
