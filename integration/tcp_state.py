@@ -24,3 +24,18 @@ def time_wait_on(port: int) -> bool:
     with open("/proc/net/tcp") as f:
         rows = [line.split() for line in f.readlines()[1:]]
     return any(int(r[1].split(":")[1], 16) == port and r[3] == "06" for r in rows)
+
+
+def fetch_until_eof(port: int, host: str = "127.0.0.1") -> str:
+    """An HTTP/1.0 GET that reads until the server closes, and only then closes: the server's
+    side (for a published port on Docker's bridge, docker-proxy's) closes first, so the host
+    end on ``port`` goes to TIME_WAIT, as after any real use. Returns the body ("" if none)."""
+    try:
+        with socket.create_connection((host, port), timeout=5) as conn:
+            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            data = b""
+            while chunk := conn.recv(4096):
+                data += chunk
+    except OSError:
+        return ""
+    return data.partition(b"\r\n\r\n")[2].decode(errors="replace").strip()
