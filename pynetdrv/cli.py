@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
                    "0 turns the check off)")
     st = sub.add_parser("status", help="show networks and pools in the state file (read-only)")
     _state_options(st)
+    st.add_argument("--docker-socket", type=Path, default=DEFAULT_DOCKER_SOCKET,
+                    help="Docker Engine API socket, asked for the networks' names (default "
+                    f"{DEFAULT_DOCKER_SOCKET}); IDs alone when Docker does not answer within 2 s")
+    st.add_argument("--no-docker", action="store_true", help="do not ask Docker for names")
     c = sub.add_parser("check", help="compare the state file with the kernel and Docker; exit 0 only if all agree",
                        description="Print every leak, orphan, duplicate or missing object, one a line. Read-only "
                        "and safe while the daemon runs, unless --repair is given.")
@@ -75,14 +79,21 @@ def _store(text: str) -> Path:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-async def _status(state: Path) -> str:
+async def _status(state: Path, docker_socket: Path | None) -> str:
+    from pynetdrv.docker_names import read_network_names
     from pynetdrv.status import render_status
     from pynetdrv.store.sqlite import SQLiteStore
 
+    names = None
+    if docker_socket is not None:
+        docker = await read_network_names(docker_socket)
+        if docker.unavailable:
+            print(f"pynetdrv: showing network IDs only: {docker.unavailable}", file=sys.stderr)
+        names = docker.names
     store = SQLiteStore(state)
     await store.open()
     try:
-        return await render_status(store)
+        return await render_status(store, names)
     finally:
         await store.close()
 
@@ -107,7 +118,7 @@ def _default_pool(text: str) -> DefaultPool:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "status":
-        return _status_command(args.state)
+        return _status_command(args.state, None if args.no_docker else args.docker_socket)
     if args.command == "check":
         from pynetdrv.check.cli import check_command
 
@@ -115,12 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     return _serve_command(args)
 
 
-def _status_command(state: Path) -> int:
+def _status_command(state: Path, docker_socket: Path | None) -> int:
     if not state.exists():
         print(f"pynetdrv: no state file at {state}", file=sys.stderr)
         return 1
     try:
-        print(asyncio.run(_status(state)))
+        print(asyncio.run(_status(state, docker_socket)))
     except StateFileError as e:
         print(f"pynetdrv: {e}", file=sys.stderr)
         return 1

@@ -16,6 +16,24 @@ class CapabilitiesResponse(Wire):
     #: "local": networks exist on this host only; Docker keeps them in its local store.
     Scope: str = "local"
     ConnectivityScope: str = "local"
+    #: Docker 28+: we answer ``/NetworkDriver.GwAllocCheck`` (api/gw_alloc.py),
+    #: asked before any IPAM work of a ``network create``.  Older engines
+    #: ignore the field (Go's JSON decoding skips unknown keys).
+    GwAllocChecker: bool = True
+
+
+class GwAllocCheckRequest(Wire):
+    """Docker 28+ (moby libnetwork/drivers/remote/api/api.go GwAllocCheckerRequest):
+    the Options CreateNetwork will carry, sent before the gateway is allocated."""
+
+    Options: dict[str, Any] | None = Field(default_factory=dict)
+
+
+class GwAllocCheckResponse(Wire):
+    #: True: Docker reserves no gateway address of that family (unless the
+    #: user gave --gateway).
+    SkipIPv4: bool = False
+    SkipIPv6: bool = False
 
 
 class IPAMData(Wire):

@@ -22,7 +22,8 @@ PATHS: tuple[str, ...] = (
     "/Plugin.Activate",
     *(_N + m for m in ("GetCapabilities", "CreateNetwork", "DeleteNetwork", "CreateEndpoint", "EndpointOperInfo",
                        "DeleteEndpoint", "Join", "Leave", "DiscoverNew", "DiscoverDelete",
-                       "ProgramExternalConnectivity", "RevokeExternalConnectivity", "AllocateNetwork", "FreeNetwork")),
+                       "ProgramExternalConnectivity", "RevokeExternalConnectivity", "AllocateNetwork", "FreeNetwork",
+                       "GwAllocCheck")),
     *(_I + m for m in ("GetCapabilities", "GetDefaultAddressSpaces", "RequestPool", "ReleasePool", "RequestAddress",
                        "ReleaseAddress")),
 )
@@ -39,6 +40,7 @@ ACTIVATE = Route("/Plugin.Activate", None, activate)
 def plugin_routes(net: NetworkService, ipam: IpamService) -> list[Route]:
     from pynetdrv.api import ipam_models as im
     from pynetdrv.api import network_models as nm
+    from pynetdrv.api.gw_alloc import gw_alloc_check
 
     n, i = _N, _I
     return [
@@ -57,6 +59,7 @@ def plugin_routes(net: NetworkService, ipam: IpamService) -> list[Route]:
         Route(n + "RevokeExternalConnectivity", nm.EndpointRef, net.revoke_external_connectivity),
         Route(n + "AllocateNetwork", nm.AllocateNetworkRequest, net.allocate_network),
         Route(n + "FreeNetwork", nm.NetworkRef, net.free_network),
+        Route(n + "GwAllocCheck", nm.GwAllocCheckRequest, gw_alloc_check),
         Route(i + "GetCapabilities", None, ipam.capabilities),
         Route(i + "GetDefaultAddressSpaces", None, ipam.address_spaces),
         Route(i + "RequestPool", im.RequestPoolRequest, ipam.request_pool),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 
@@ -80,11 +81,31 @@ def jump_index(saved: SavedTable, jump: Jump) -> int | None:
     traffic first), else at the top; others are appended (None)."""
     if jump.position != "first":
         return None
-    rules = saved.chain_rules(jump.chain)
+    rules = [r for r in saved.chain_rules(jump.chain) if r != jump.line]
     for i, rule in enumerate(rules):
         if rule == f"-A {jump.chain} -j DOCKER-USER":
             return i + 2
     return 1
+
+
+#: A rule of Docker's own in FORWARD: a jump to one of its chains
+#: (DOCKER-FORWARD on 28, DOCKER-ISOLATION-STAGE-1, DOCKER, DOCKER-CT, ...;
+#: DOCKER-USER is the administrator's) or a rule naming one of its bridges.
+_DOCKERS = re.compile(r"-j DOCKER(?!-USER\b)[\w-]*|-[io] (docker0|docker_gwbridge|br-[0-9a-f]{12})\b")
+
+
+def jump_misplaced(saved: SavedTable, jump: Jump) -> bool:
+    """A "first" jump that Docker's rules have come to precede.  Docker 28
+    deletes and re-inserts its DOCKER-FORWARD jump at the top of FORWARD at
+    every start (iptabler.go, EnsureJumpRule), and DOCKER-FORWARD accepts what
+    leaves Docker's bridges for any other interface (``-i docker0 ! -o
+    docker0 -j ACCEPT``): ahead of our chain, that lets containers of Docker's
+    bridges into pynetdrv's networks.  An administrator's own rules above ours
+    are left where they are."""
+    rules = saved.chain_rules(jump.chain)
+    if jump.position != "first" or jump.line not in rules:
+        return False
+    return any(_DOCKERS.search(rule) for rule in rules[:rules.index(jump.line)])
 
 
 class IptablesFirewall:
@@ -118,7 +139,9 @@ class IptablesFirewall:
                 saved = parse_save(await self._run(self._tool(family, "save")))
                 tables = render(state, self._prefix, family)
                 missing = {t.table: _missing_jumps(t, saved.get(t.table, SavedTable())) for t in tables}
-                await self._run(self._tool(family, "restore"), "-w", "--noflush", stdin=restore_text(tables, missing))
+                moved = {j.line for t in tables for j in t.jumps if jump_misplaced(saved.get(t.table, SavedTable()), j)}
+                await self._run(self._tool(family, "restore"), "-w", "--noflush",
+                                stdin=restore_text(tables, missing, moved))
             await self._host_settings(state)
 
     async def remove_all(self) -> None:
@@ -137,6 +160,8 @@ class IptablesFirewall:
                     for jump in t.jumps:
                         if jump.line not in have.rules:
                             problems.append(f"{tool} -t {t.table}: jump missing: {jump.line}")
+                        elif jump_misplaced(have, jump):
+                            problems.append(f"{tool} -t {t.table}: jump after Docker's rules: {jump.line}")
                     for chain in t.chains:
                         want = [r for r in t.rules if r.startswith(f"-A {chain} ")]
                         got = have.chain_rules(chain)
@@ -253,4 +278,7 @@ class IptablesFirewall:
 
 
 def _missing_jumps(table: TableRules, saved: SavedTable) -> list[tuple[Jump, int | None]]:
-    return [(j, jump_index(saved, j)) for j in table.jumps if j.line not in saved.rules]
+    """Jumps to add: those missing, and those out of place (render.restore_text
+    deletes those first, then inserts them where they belong)."""
+    return [(j, jump_index(saved, j)) for j in table.jumps
+            if j.line not in saved.rules or jump_misplaced(saved, j)]

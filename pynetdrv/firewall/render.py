@@ -24,6 +24,7 @@ NAT or published ports: it is routed, as Docker's bridge does by default.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import netaddr
@@ -174,17 +175,22 @@ def forwarding_needed(state: FirewallState, family: Family) -> bool:
     return any(not n.internal and _subnets(n, family) for n in state.networks)
 
 
-def restore_text(tables: list[TableRules], missing_jumps: dict[str, list[tuple[Jump, int | None]]]) -> str:
+def restore_text(tables: list[TableRules], missing_jumps: dict[str, list[tuple[Jump, int | None]]],
+                 moved: Collection[str] = ()) -> str:
     """An ``iptables-restore --noflush`` batch that redefines our chains
     (declaring a chain flushes it) and adds the missing jumps; one COMMIT per
     table, so each table changes atomically.  ``missing_jumps`` maps a table
-    to (jump, rule number to insert at, or None to append)."""
+    to (jump, rule number to insert at, or None to append); a jump whose
+    line is in ``moved`` is there already, out of place: it is deleted first
+    (the rule number counts the chain without it)."""
     lines: list[str] = []
     for t in tables:
         lines.append(f"*{t.table}")
         lines += [f":{c} - [0:0]" for c in t.chains]
         lines += t.rules
         for jump, index in missing_jumps.get(t.table, []):
+            if jump.line in moved:
+                lines.append(f"-D {jump.chain} {jump.spec}")
             lines.append(f"-I {jump.chain} {index} {jump.spec}" if index else jump.line)
         lines.append("COMMIT")
     return "\n".join(lines) + "\n"

@@ -1,12 +1,30 @@
 """Host ports held for published ports.
 
 The kernel is the judge of who owns a port: for each binding pynetdrv binds a
-socket to ``host_ip:host_port`` and keeps it (TCP: bound, never listening;
-UDP: bound, never read).  Traffic to the port is DNATed to the container
-before it could reach the socket, but a process on the host that tries to
-take the port, or a second binding of ours, gets EADDRINUSE; and a port some
-process already holds refuses our bind, so the container start fails with a
-clear error instead of silently stealing that process's traffic.
+socket to ``host_ip:host_port`` and keeps it.  Traffic to the port is DNATed
+to the container before it could reach the socket, but a process on the host
+that tries to take the port, or a second binding of ours, gets EADDRINUSE;
+and a port some process already holds refuses our bind, so the container
+start fails with a clear error instead of silently stealing that process's
+traffic.
+
+How each protocol is held (as Docker's bridge driver holds them, moby
+daemon/libnetwork/portallocator/osallocator_linux.go ``bindTCPOrUDP``):
+
+- TCP: SO_REUSEADDR, bound, then *listening* with a drop-all socket filter.
+  SO_REUSEADDR lets the bind succeed while connections of a process that
+  just served the port sit in TIME_WAIT (a minute; without it the publish
+  fails although nobody holds the port).  A socket that is merely bound with
+  SO_REUSEADDR would not stop another SO_REUSEADDR socket from binding (and
+  then listening on) the same port; a listening one does, for every other
+  socket, unless both set SO_REUSEPORT under one uid, and we never set
+  SO_REUSEPORT.  The filter drops anything that reaches the socket instead of
+  DNAT (a SYN in the moment before the rules exist): the client retransmits,
+  nothing waits forever in our accept queue.
+- UDP: bound, no SO_REUSEADDR (UDP has no TIME_WAIT, and two UDP sockets
+  that both set SO_REUSEADDR may share a port: the option would let another
+  process in), drop-all filter so datagrams never pile up.
+- SCTP: bound, no SO_REUSEADDR (nothing like TIME_WAIT holds the port).
 
 Where the kernel cannot make a socket of the protocol (SCTP without the sctp
 module), no host process can hold such a port either; then our own table of
@@ -15,6 +33,7 @@ bindings is the only claim to check.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
 import socket
@@ -34,6 +53,24 @@ SOCK_TYPES = {"tcp": (socket.SOCK_STREAM, 0), "udp": (socket.SOCK_DGRAM, 0),
 #: Where ``-P`` ports come from when the kernel cannot choose (no socket):
 #: Docker's own dynamic range.
 DYNAMIC = (49153, 65535)
+#: linux/socket.h; Python's socket module does not name it.
+SO_ATTACH_FILTER = 26
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def drop_everything(sock: socket.socket) -> None:
+    """Attach the classic BPF program ``ret #0``: the kernel drops every packet
+    for the socket (a SYN, a datagram) before it is queued."""
+    program = (_SockFilter * 1)(_SockFilter(0x06, 0, 0, 0))  # BPF_RET | BPF_K, 0
+    fprog = _SockFprog(1, ctypes.cast(program, ctypes.POINTER(_SockFilter)))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))  # the kernel copies the program
 
 
 class PortReserver(Protocol):
@@ -125,10 +162,20 @@ class SocketReserver(PortTable):
             if e.errno in (errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT, errno.EAFNOSUPPORT):
                 return None
             raise Unavailable(f"cannot create a socket to hold a port: {e.strerror}") from None
+        tcp = kind == socket.SOCK_STREAM and proto == 0
         try:
+            if tcp:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if proto == 0:
+                drop_everything(sock)
             if kind == socket.SOCK_DGRAM:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
             sock.bind((host_ip, port))
+            if tcp:
+                # Listening is what keeps others out (see the module doc); a
+                # socket of another process that is bound with SO_REUSEADDR
+                # but not listening makes this fail with EADDRINUSE.
+                sock.listen(0)
         except OSError:
             sock.close()
             raise

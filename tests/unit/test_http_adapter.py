@@ -33,7 +33,7 @@ async def test_activate_returns_both_interfaces(client: Client) -> None:
 
 EMPTY_CALLS = {
     "/Plugin.Activate": {"Implements": ["NetworkDriver", "IpamDriver"]},
-    "/NetworkDriver.GetCapabilities": {"Scope": "local", "ConnectivityScope": "local"},
+    "/NetworkDriver.GetCapabilities": {"Scope": "local", "ConnectivityScope": "local", "GwAllocChecker": True},
     "/IpamDriver.GetCapabilities": {"RequiresMACAddress": False, "RequiresRequestReplay": False},
     "/IpamDriver.GetDefaultAddressSpaces": {"LocalDefaultAddressSpace": "local", "GlobalDefaultAddressSpace": "global"},
 }

@@ -59,7 +59,8 @@ async def test_calls_wait_at_the_closed_gate_then_succeed_when_it_opens(store: S
         status, body = await asyncio.wait_for(pool, 10)
         assert status == 200, body
         assert body["Pool"] == "10.9.0.0/24"
-        assert await asyncio.wait_for(caps, 10) == (200, {"Scope": "local", "ConnectivityScope": "local"})
+        assert await asyncio.wait_for(caps, 10) == (200, {"Scope": "local", "ConnectivityScope": "local",
+                                                              "GwAllocChecker": True})
         assert [p.cidr for p in await store.list_pools()] == ["10.9.0.0/24"]
 
 
