@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import logging
 import os
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -22,9 +21,8 @@ from pynetdrv.config import (
     DefaultPool,
     parse_store,
 )
-from pynetdrv.errors import PynetdrvError
+from pynetdrv.errors import PynetdrvError, StateFileError
 from pynetdrv.lock import AlreadyRunning
-from pynetdrv.store.sqlite_file import StateFileError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,10 +75,9 @@ def _store(text: str) -> Path:
 
 async def _status(state: Path) -> str:
     from pynetdrv.status import render_status
-    from pynetdrv.store.sqlite import SQLiteStore
+    from pynetdrv.store.open import open_store
 
-    store = SQLiteStore(state)
-    await store.open()
+    store = await open_store(Config(state=state))
     try:
         return await render_status(store)
     finally:
@@ -124,7 +121,7 @@ def _status_command(state: Path) -> int:
     except StateFileError as e:
         print(f"pynetdrv: {e}", file=sys.stderr)
         return 1
-    except (sqlite3.Error, PynetdrvError) as e:
+    except PynetdrvError as e:
         print(f"pynetdrv: cannot read state {state}: {e}", file=sys.stderr)
         return 1
     return 0
@@ -150,7 +147,7 @@ def _serve_command(args: argparse.Namespace) -> int:
     except (AlreadyRunning, StateFileError) as e:
         print(f"pynetdrv: {e}", file=sys.stderr)
         return 1
-    except (OSError, sqlite3.Error, RuntimeError, PynetdrvError) as e:
+    except (OSError, RuntimeError, PynetdrvError) as e:
         # Start-up problems (state file unreadable, socket directory not
         # writable, not root): one clear line; the traceback at debug level.
         logging.getLogger("pynetdrv").debug("start-up failed", exc_info=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import netaddr
 
 from pynetdrv.ipam.addresses import usable_bounds
+from pynetdrv.ipam.allocator import range_bounds
 from pynetdrv.store.base import Store
-from pynetdrv.store.sqlite_pools import range_bounds
 
 
 async def render_status(store: Store) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from pynetdrv.ipam.allocator import Allocator
 from pynetdrv.store.base import EndpointRecord, NetworkRecord, PoolRecord
 from pynetdrv.store.sqlite import SQLiteStore
 from pynetdrv.store.sqlite_file import APPLICATION_ID, StateFileError, tables_of
@@ -117,7 +118,7 @@ async def current_database(path: Path, pools: int = 40) -> None:
     store = await open_store(path)
     for i in range(pools):
         await store.add_pool(PoolRecord(f"local/10.228.{i}.0/24", "local", f"10.228.{i}.0/24"))
-        await store.reserve_address(f"local/10.228.{i}.0/24", None, "dynamic")
+        await Allocator(store).reserve(f"local/10.228.{i}.0/24", None, "dynamic")
     await store.close()
     assert not Path(f"{path}-wal").exists(), "a cleanly closed store leaves no WAL"
 
@@ -245,7 +246,7 @@ async def test_v1_database_is_migrated_keeping_its_data(tmp_path: Path) -> None:
         assert [(a.address, a.kind) for a in await store.allocations(pid)] == [
             ("10.228.7.1", "gateway"), ("10.228.7.2", "dynamic")]
         # The allocator index came along: the next address continues at the cursor.
-        assert await store.reserve_address(pid, None, "dynamic") == "10.228.7.3"
+        assert await Allocator(store).reserve(pid, None, "dynamic") == "10.228.7.3"
     finally:
         await store.close()
     assert pragma(path, "user_version") == len(MIGRATIONS)
@@ -278,7 +279,7 @@ def test_tables_of_each_version_grow() -> None:
 async def test_new_state_file_is_complete_private_and_stamped(tmp_path: Path) -> None:
     path = tmp_path / "var" / "lib" / "pynetdrv" / "state.db"
     store = await open_store(path)
-    await store.put_network(NetworkRecord(NET_ID, "pnbr-x", "02:00:00:00:00:01", None))
+    await store.put_network(NetworkRecord(NET_ID, "pnbr-x", "02:00:00:00:00:01", None), 0)
     await store.put_endpoint(EndpointRecord(EP_ID, NET_ID, "pnve-1", "pnvc-1", "02:00:00:00:00:02"))
     for f in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
