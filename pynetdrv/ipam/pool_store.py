@@ -33,8 +33,9 @@ class AddressBook(Protocol):
         allocator checks that first)."""
 
     async def release(self, pool_id: str, addr: int, family: int) -> bool:
-        """Free ``addr``; False (nothing done) if the pool is unknown, of the
-        other family, or the address was not held."""
+        """Free ``addr`` and increment the pool's version (the next automatic
+        choice may now differ); False (nothing done) if the pool is unknown, of
+        the other family, or the address was not held."""
 
     async def allocations(self, pool_id: str) -> list[Allocation]:
         """The pool's held addresses, in address order ([] for an unknown pool)."""

@@ -37,8 +37,12 @@ class Allocation:
 @dataclass(frozen=True)
 class PoolState:
     """A pool as the allocator reads it: the record, the round-robin cursor
-    (the address the next automatic search starts at) and the pool's version,
-    which every cursor move increments (1 when the pool is created)."""
+    (the address the next automatic search starts at) and the pool's version
+    (1 when the pool is created).  The version increments with every change
+    that can alter the next automatic choice: a cursor move and a release (a
+    static reservation cannot: it only takes an address the search would
+    find taken).  So an automatic reservation that commits with the version
+    it read is exactly the round-robin choice of the pool as it is then."""
 
     pool: PoolRecord
     cursor: int

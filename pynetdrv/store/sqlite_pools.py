@@ -143,6 +143,7 @@ def release(conn: sqlite3.Connection, pool_id: str, addr: int, family: int) -> b
     gone = conn.execute("DELETE FROM allocations WHERE pool_id = ? AND addr = ?", (pool_id, to_key(addr, v)))
     if gone.rowcount == 0:
         return False
+    conn.execute("UPDATE pools SET version = version + 1 WHERE pool_id = ?", (pool_id,))
     start, end = addr, addr
     if addr > 0:
         left = conn.execute(
