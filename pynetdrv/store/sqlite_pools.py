@@ -71,14 +71,16 @@ def state_from_row(row: sqlite3.Row) -> PoolState:
 
 
 def first_free(conn: sqlite3.Connection, pool_id: str, lo: int, hi: int) -> int | None:
-    """One probe of free_ranges_by_end: the first free range ending at or
-    after ``lo``; its first address at or after ``lo``, if <= ``hi``."""
-    row = conn.execute("SELECT family FROM pools WHERE pool_id = ?", (pool_id,)).fetchone()
-    if row is None or lo > hi:
+    """One statement, one probe of free_ranges_by_end: the first free range
+    ending at or after ``lo``; its first address at or after ``lo``, if <=
+    ``hi``.  The pool's family picks the key width (a ``lo`` beyond IPv4 gives
+    a 5-byte key above every 4-byte one: nothing found)."""
+    if lo > hi:
         return None
     found = conn.execute(
-        'SELECT start FROM free_ranges WHERE pool_id = ? AND "end" >= ? ORDER BY "end" LIMIT 1',
-        (pool_id, to_key(lo, row[0])),
+        'SELECT f.start FROM pools p JOIN free_ranges f ON f.pool_id = p.pool_id '
+        'AND f."end" >= (CASE p.family WHEN 4 THEN ? ELSE ? END) WHERE p.pool_id = ? ORDER BY f."end" LIMIT 1',
+        (*_keys(lo), pool_id),
     ).fetchone()
     if found is None:
         return None
@@ -86,17 +88,29 @@ def first_free(conn: sqlite3.Connection, pool_id: str, lo: int, hi: int) -> int 
     return addr if addr <= hi else None
 
 
+def _keys(addr: int) -> tuple[bytes, bytes]:
+    """``addr`` as a key of either family, for statements where the pool's
+    family picks one (beyond IPv4, a 5-byte key above every 4-byte one)."""
+    return (to_key(addr, 4) if addr < 1 << 32 else b"\xff" * 5), to_key(addr, 6)
+
+
 def reserve(
     conn: sqlite3.Connection, pool_id: str, addr: int, kind: AllocationKind, owner: str, cursor: CursorUpdate | None
 ) -> Reservation:
-    row = conn.execute("SELECT family, version FROM pools WHERE pool_id = ?", (pool_id,)).fetchone()
+    # One statement: the pool's family and version, and the free range that
+    # would hold ``addr`` (the last one starting at or before it).
+    row = conn.execute(
+        'SELECT p.family, p.version, f.start, f."end" FROM pools p LEFT JOIN free_ranges f '
+        "ON f.pool_id = p.pool_id AND f.start <= (CASE p.family WHEN 4 THEN ? ELSE ? END) "
+        "WHERE p.pool_id = ? ORDER BY f.start DESC LIMIT 1",
+        (*_keys(addr), pool_id),
+    ).fetchone()
     if row is None:
         return NO_POOL
-    v, version = row
+    v, version, start, end = row
     if cursor is not None and version != cursor.expected_version:
         return MOVED
-    free = _free_range_containing(conn, pool_id, addr, v)
-    if free is None:
+    if start is None or from_key(end) < addr:
         held = conn.execute(
             "SELECT kind FROM allocations WHERE pool_id = ? AND addr = ?", (pool_id, to_key(addr, v))
         ).fetchone()
@@ -106,7 +120,7 @@ def reserve(
             "UPDATE pools SET cursor = ?, version = version + 1 WHERE pool_id = ?",
             (to_key(cursor.new_cursor, v), pool_id),
         )
-    _take(conn, pool_id, free, addr, v)
+    _take(conn, pool_id, (from_key(start), from_key(end)), addr, v)
     conn.execute(
         "INSERT INTO allocations VALUES (?, ?, ?, ?, ?)",
         (pool_id, to_key(addr, v), kind, owner, time.time()),
@@ -114,23 +128,21 @@ def reserve(
     return RESERVED
 
 
-def _free_range_containing(conn: sqlite3.Connection, pool_id: str, addr: int, v: int) -> Range | None:
-    found = conn.execute(
-        'SELECT start, "end" FROM free_ranges WHERE pool_id = ? AND start <= ? ORDER BY start DESC LIMIT 1',
-        (pool_id, to_key(addr, v)),
-    ).fetchone()
-    if found is None or from_key(found[1]) < addr:
-        return None
-    return from_key(found[0]), from_key(found[1])
-
-
 def _take(conn: sqlite3.Connection, pool_id: str, free: Range, addr: int, v: int) -> None:
-    """Split the free range around ``addr``."""
-    conn.execute("DELETE FROM free_ranges WHERE pool_id = ? AND start = ?", (pool_id, to_key(free[0], v)))
-    if free[0] < addr:
-        _insert_range(conn, pool_id, (free[0], addr - 1), v)
-    if addr < free[1]:
-        _insert_range(conn, pool_id, (addr + 1, free[1]), v)
+    """Split the free range around ``addr``: one statement unless ``addr`` is
+    inside it (taking the first address, the usual case, moves its start)."""
+    first, last = free
+    key = to_key(first, v)
+    if first == last:
+        conn.execute("DELETE FROM free_ranges WHERE pool_id = ? AND start = ?", (pool_id, key))
+    elif addr == first:
+        conn.execute("UPDATE free_ranges SET start = ? WHERE pool_id = ? AND start = ?",
+                     (to_key(addr + 1, v), pool_id, key))
+    else:
+        conn.execute('UPDATE free_ranges SET "end" = ? WHERE pool_id = ? AND start = ?',
+                     (to_key(addr - 1, v), pool_id, key))
+        if addr < last:
+            _insert_range(conn, pool_id, (addr + 1, last), v)
 
 
 def release(conn: sqlite3.Connection, pool_id: str, addr: int, family: int) -> bool:

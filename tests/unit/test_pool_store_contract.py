@@ -218,3 +218,15 @@ async def test_slash_64_dynamic_continues_after_a_static_near_the_end(book: Pool
     assert await alloc.reserve("p", "fd00:8::ffff:ffff:ffff:fffe", "static") == "fd00:8::ffff:ffff:ffff:fffe"
     assert [await alloc.reserve("p", None, "dynamic") for _ in range(2)] == ["fd00:8::1", "fd00:8::2"]
     assert await alloc.request("p", None, gateway=False) == "fd00:8::3/64"
+
+
+async def test_ipv6_pool_of_small_numbers_keeps_its_key_width(book: PoolStore) -> None:
+    """An IPv6 pool whose addresses are below 2**32 (inside ::/96) next to an
+    IPv4 pool of the same numbers: each answers for itself."""
+    await book.add_pool(PoolRecord("v6", "local", "::a08:0/120"))
+    await book.add_pool(PoolRecord("v4", "local", "10.8.0.0/24"))
+    assert (await book.reserve("v6", n("::a08:1"), "static")).outcome == "reserved"
+    assert await book.first_free("v6", n("::a08:1"), n("::a08:ff")) == n("::a08:2")
+    assert await book.first_free("v4", n("10.8.0.1"), n("10.8.0.254")) == n("10.8.0.1")
+    assert await book.release("v6", n("::a08:1"), 4) is False
+    assert await book.release("v6", n("::a08:1"), 6) is True
