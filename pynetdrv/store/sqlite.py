@@ -1,9 +1,12 @@
 """The SQLite Store: one file, WAL, every write a committed transaction.
 
 Every transaction runs to completion on the event loop's own thread, without
-an await inside it: that alone serialises reservations, and together with the
-schema's primary keys means concurrent RequestAddress calls can never be given
-the same address.
+an await inside it.  This store implements the allocation primitive of
+``ipam.pool_store`` (the allocation rules are ``ipam.allocator``): a
+reservation is one transaction that takes the address only if free and moves
+the pool's cursor only if its version is the one the allocator read, so
+allocators in other processes on the same file can race safely; the schema's
+primary keys make a double allocation impossible even if that logic had a bug.
 
 Why on the loop and not on a worker thread: with ``synchronous = NORMAL`` a
 transaction is tens of microseconds of CPU and no disk wait, while handing it
