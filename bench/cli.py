@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="also sample the daemon with py-spy (and imports with -X importtime); "
                    "summaries go to the JSON and to OUT/profiles/")
     p.add_argument("--ci", action="store_true", help="reporting only: exit 0 even if a benchmark fails to run")
+    p.add_argument("--anchor", metavar="REV",
+                   help="also run the selected namespace benchmarks on a checkout of REV (git worktree under "
+                   "/var/tmp), interleaved with this checkout's runs, and print both side by side")
+    p.add_argument("--rounds", type=int, default=3, help="with --anchor: runs per side (default 3)")
     p.add_argument("--lock-timeout", type=float, default=None,
                    help="seconds to wait for the dockerd integration lock (default 1200, 300 with --quick)")
     return p
@@ -65,15 +69,18 @@ def _meta(args: argparse.Namespace, docker_version: str | None) -> dict[str, Any
     }
 
 
-def run_netns_bench(name: str, quick: bool, profile: bool) -> dict[str, Any]:
-    """One worker in a new namespace with its own pynetdrv; returns its figures and raw numbers."""
+def run_netns_bench(name: str, quick: bool, profile: bool, repo: Path = REPO) -> dict[str, Any]:
+    """One worker in a new namespace with its own pynetdrv (of the checkout ``repo``); returns its
+    figures and raw numbers."""
     timeout = WORKER_TIMEOUT // 5 if quick else WORKER_TIMEOUT
+    # The checkout's tree first on sys.path, for the worker and the daemon it starts.
+    env = {**os.environ, "PYTHONPATH": str(repo)}
     with tempfile.TemporaryDirectory(prefix="pynetdrv-bench-", dir="/var/tmp") as tmp, netns.throwaway_netns() as ns:
         result = Path(tmp) / "result.json"
         argv = ["ip", "netns", "exec", ns, sys.executable, "-m", "bench.worker", name,
                 "--workdir", tmp, "--result", str(result)]
         argv += ["--quick"] * quick + ["--profile"] * profile
-        done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout, check=False)
         if done.returncode != 0 or not result.exists():
             log = (Path(tmp) / "pynetdrv.log")
             tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
@@ -88,6 +95,8 @@ def _figures(dicts: list[dict[str, Any]]) -> list[Figure]:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     selected = [b for b in ALL if not args.only or b in args.only]
+    if args.anchor:
+        return _anchored(args, [b for b in selected if b in NETNS_BENCHES])
     out: Path = args.out or (Path("/var/tmp/pynetdrv-bench-quick") if args.quick else REPO / "docs" / "benchmarks")
     figures: list[Figure] = []
     raw: dict[str, Any] = {}
@@ -136,6 +145,35 @@ def main(argv: list[str] | None = None) -> int:
     for name, err in errors.items():
         print(f"bench {name} failed: {err}", file=sys.stderr)
     return 0 if args.ci or not errors else 1
+
+
+def _anchored(args: argparse.Namespace, names: list[str]) -> int:
+    """``--anchor REV``: each selected namespace benchmark ``--rounds`` times on REV and on this
+    checkout, interleaved; both sides' figures side by side, and the JSON of every run."""
+    from bench.anchor import anchor_checkout, compare, render, run_sides
+
+    if not names:
+        print(f"--anchor compares namespace benchmarks only ({', '.join(NETNS_BENCHES)})", file=sys.stderr)
+        return 2
+    out: Path = args.out or Path("/var/tmp/pynetdrv-bench-anchor")
+    this = "this " + _meta(args, None)["git_commit"]
+    for ns in netns.leftovers():
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    with anchor_checkout(REPO, args.anchor) as (tree, sha):
+        anchor = f"anchor {sha}"
+        results = run_sides(names, {anchor: tree, this: REPO}, args.rounds,
+                            lambda name, repo: run_netns_bench(name, args.quick, False, repo))
+    text = render(compare(results, anchor, this))
+    print()
+    print(text)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "anchor.txt").write_text(text + "\n")
+    (out / "anchor.json").write_text(json.dumps(
+        {"meta": _meta(args, None), "anchor": args.anchor, "order": "interleaved, anchor first in each round",
+         "results": {n: {side: [r["figures"] for r in runs] for side, runs in sides.items()}
+                     for n, sides in results.items()}}, indent=1))
+    print(f"\nboth sides' figures: {out}/anchor.json")
+    return 0
 
 
 def _run_docker_benches(selected: list[str], args: argparse.Namespace, record: Any, errors: dict[str, str],

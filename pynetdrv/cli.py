@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import logging
 import os
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -22,9 +21,8 @@ from pynetdrv.config import (
     DefaultPool,
     parse_store,
 )
-from pynetdrv.errors import PynetdrvError
+from pynetdrv.errors import PynetdrvError, StateFileError
 from pynetdrv.lock import AlreadyRunning
-from pynetdrv.store.sqlite_file import StateFileError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,7 +80,7 @@ def _store(text: str) -> Path:
 async def _status(state: Path, docker_socket: Path | None) -> str:
     from pynetdrv.docker_names import read_network_names
     from pynetdrv.status import render_status
-    from pynetdrv.store.sqlite import SQLiteStore
+    from pynetdrv.store.open import open_store
 
     names = None
     if docker_socket is not None:
@@ -90,8 +88,7 @@ async def _status(state: Path, docker_socket: Path | None) -> str:
         if docker.unavailable:
             print(f"pynetdrv: showing network IDs only: {docker.unavailable}", file=sys.stderr)
         names = docker.names
-    store = SQLiteStore(state)
-    await store.open()
+    store = await open_store(Config(state=state))
     try:
         return await render_status(store, names)
     finally:
@@ -135,7 +132,7 @@ def _status_command(state: Path, docker_socket: Path | None) -> int:
     except StateFileError as e:
         print(f"pynetdrv: {e}", file=sys.stderr)
         return 1
-    except (sqlite3.Error, PynetdrvError) as e:
+    except PynetdrvError as e:
         print(f"pynetdrv: cannot read state {state}: {e}", file=sys.stderr)
         return 1
     return 0
@@ -161,7 +158,7 @@ def _serve_command(args: argparse.Namespace) -> int:
     except (AlreadyRunning, StateFileError) as e:
         print(f"pynetdrv: {e}", file=sys.stderr)
         return 1
-    except (OSError, sqlite3.Error, RuntimeError, PynetdrvError) as e:
+    except (OSError, RuntimeError, PynetdrvError) as e:
         # Start-up problems (state file unreadable, socket directory not
         # writable, not root): one clear line; the traceback at debug level.
         logging.getLogger("pynetdrv").debug("start-up failed", exc_info=True)

@@ -34,6 +34,12 @@ class Conflict(PynetdrvError):
     status = 500
 
 
+class VersionConflict(Conflict):
+    """A compare-and-swap update found the record at another version than the
+    caller read (another process changed it meanwhile); the message names the
+    record.  Nothing was changed: read again and retry, or give up."""
+
+
 class Unavailable(PynetdrvError):
     """A resource is exhausted (no free address, no free automatic pool)."""
 
@@ -44,3 +50,8 @@ class Internal(PynetdrvError):
     """A kernel or store step failed."""
 
     status = 500
+
+
+class StateFileError(Exception):
+    """The stored state (state file or its directory) cannot be used safely or
+    read; the message names the file and what is wrong."""

@@ -10,7 +10,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from pynetdrv.store.sqlite_file import check_state_dir
+from pynetdrv.store.state_dir import check_state_dir
 
 
 class AlreadyRunning(Exception):

@@ -13,8 +13,8 @@ import netaddr
 
 from pynetdrv.docker_names import network_label
 from pynetdrv.ipam.addresses import usable_bounds
+from pynetdrv.ipam.allocator import range_bounds
 from pynetdrv.store.base import Store
-from pynetdrv.store.sqlite_pools import range_bounds
 
 
 async def render_status(store: Store, names: Mapping[str, str] | None = None) -> str:

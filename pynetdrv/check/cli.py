@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 import sys
 
 from pynetdrv.check.command import CheckOptions, RepairRefused, check, render, repair, state_error
 from pynetdrv.config import Config
 from pynetdrv.dataplane.base import Dataplane
+from pynetdrv.errors import StateFileError
 
 
 def check_command(args: argparse.Namespace) -> int:
@@ -23,7 +23,7 @@ def check_command(args: argparse.Namespace) -> int:
         if args.repair:
             return _repair(opts)
         result = asyncio.run(check(opts))
-    except (FileNotFoundError, sqlite3.Error) as e:
+    except (FileNotFoundError, StateFileError) as e:
         print(state_error(args.state, e), file=sys.stderr)
         return 2
     print("\n".join(render(result)))

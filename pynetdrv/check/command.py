@@ -4,7 +4,6 @@ holding the state lock, then checks again."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +16,9 @@ from pynetdrv.check.model import Finding
 from pynetdrv.check.state import read_state
 from pynetdrv.dataplane.base import Dataplane, DataplaneError
 from pynetdrv.driver.external import External
-from pynetdrv.errors import PynetdrvError
+from pynetdrv.errors import PynetdrvError, StateFileError
 from pynetdrv.firewall.base import Firewall
+from pynetdrv.ipam.allocator import Allocator
 from pynetdrv.lock import AlreadyRunning, StateLock
 from pynetdrv.reconcile import reconcile
 from pynetdrv.store.base import Store
@@ -46,7 +46,7 @@ class CheckResult:
 
 
 async def gather(opts: CheckOptions, kernel: KernelView | None = None) -> CheckContext:
-    """Raises FileNotFoundError / sqlite3.Error if the state cannot be read."""
+    """Raises FileNotFoundError / StateFileError if the state cannot be read."""
     ctx = CheckContext(state=read_state(opts.state), instance=opts.instance, netns=opts.netns,
                        firewall=opts.firewall)
     ctx.links = await (kernel or NetlinkKernelView(opts.netns)).links()
@@ -109,7 +109,8 @@ async def repair(
        pool has free is reserved again.
     Without Docker's view, steps 1 and 3 do nothing: whether Docker still
     relies on an address cannot be known, so those findings stay."""
-    from pynetdrv.store.sqlite import SQLiteStore
+    from pynetdrv.config import Config
+    from pynetdrv.store.open import open_store
 
     lock = StateLock(opts.state)
     try:
@@ -121,10 +122,9 @@ async def repair(
         if not any(f.repairable for f in before.findings):
             return before, [], before
         done: list[str] = []
-        store = SQLiteStore(opts.state)
+        store = await open_store(Config(state=opts.state))
         dataplane = make_dataplane()
         try:
-            await store.open()
             done += await _apply(store, dataplane, before.findings, "forget_endpoint")
             external = None
             if opts.firewall is not None:
@@ -163,13 +163,13 @@ async def _apply(store: Store, dataplane: Dataplane, findings: list[Finding], *k
                     await store.delete_endpoint(ep.endpoint_id)
                     done.append(f"forgot endpoint {args[0][:12]} unknown to Docker, removed veth {ep.host_ifname}")
             elif what == "release":
-                if await store.release_address(args[0], args[1]):
+                if await Allocator(store).release(args[0], args[1]):
                     done.append(f"released {args[1]} in pool {args[0]}")
             elif what == "delete_pool":
                 if await store.delete_pool(args[0]):
                     done.append(f"deleted pool {args[0]}")
             elif what == "reserve":
-                await store.reserve_address(args[0], args[1], "dynamic")
+                await Allocator(store).reserve(args[0], args[1], "dynamic")
                 done.append(f"reserved {args[1]} in pool {args[0]} again")
         except (DataplaneError, PynetdrvError) as e:
             done.append(f"failed: {what} {' '.join(args)}: {e}")
@@ -179,6 +179,6 @@ async def _apply(store: Store, dataplane: Dataplane, findings: list[Finding], *k
 def state_error(state: Path, e: Exception) -> str:
     if isinstance(e, FileNotFoundError):
         return f"pynetdrv: no state file at {state}"
-    if isinstance(e, sqlite3.Error):
+    if isinstance(e, StateFileError):
         return f"pynetdrv: cannot read state {state}: {e}"
     return f"pynetdrv: {e}"

@@ -3,10 +3,12 @@ and Docker, and the findings it reports."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
-from pynetdrv.store.base import Allocation, EndpointRecord, NetworkRecord, PoolRecord
+from pynetdrv.store.snapshot import StateSnapshot
+
+__all__ = ["DockerEndpoint", "DockerNetwork", "DockerView", "Finding", "FindingKind", "KernelLink", "StateSnapshot"]
 
 #: leak: something is held that nothing uses (an address, a pool);
 #: orphan: an object nothing refers to (a link or a record the other side does not know);
@@ -32,16 +34,6 @@ class Finding:
 
     def line(self) -> str:
         return f"{self.kind} {self.subject}: {self.detail}"
-
-
-@dataclass(frozen=True)
-class StateSnapshot:
-    """One consistent read of the state file."""
-
-    networks: tuple[NetworkRecord, ...] = ()
-    endpoints: tuple[EndpointRecord, ...] = ()
-    pools: tuple[PoolRecord, ...] = ()
-    allocations: dict[str, tuple[Allocation, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ class NetworkService:
                 if existing is None:  # a retry must not tear down a working network
                     undo.push_async_callback(self._dp.remove_bridge, net.bridge, net.network_id)
                 await self._kernel(self._dp.ensure_bridge(bridge_spec(net)))
-                await self._store.put_network(net)
+                await self._store.put_network(net, existing.version if existing else 0)
                 if existing is None:
                     undo.push_async_callback(self._forget_network, net.network_id)
                 await self._kernel(self.external.sync())

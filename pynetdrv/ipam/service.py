@@ -1,6 +1,7 @@
 """The IpamDriver: pools (RequestPool/ReleasePool) and addresses.
 
-All state is in the Store; this class only validates and decides.  Docker
+All state is in the store; this class validates and chooses pools, and the
+allocator (``ipam.allocator``) hands out addresses.  Docker
 never replays calls to us (RequiresRequestReplay is false) because nothing
 here is kept in memory.
 """
@@ -16,9 +17,11 @@ import netaddr
 from pynetdrv.api import ipam_models as m
 from pynetdrv.api.base_model import Empty
 from pynetdrv.config import Config
-from pynetdrv.errors import Conflict, InvalidParameter, NotFound, Unavailable
-from pynetdrv.ipam.addresses import first_free_subnet, geometry, parse_cidr, usable_bounds
-from pynetdrv.store.base import AllocationKind, PoolRecord, Store
+from pynetdrv.errors import Conflict, InvalidParameter, Unavailable
+from pynetdrv.ipam.addresses import first_free_subnet, parse_cidr, usable_bounds
+from pynetdrv.ipam.allocator import Allocator
+from pynetdrv.ipam.pool_store import PoolStore
+from pynetdrv.ipam.records import PoolRecord
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +34,9 @@ def pool_id(address_space: str, cidr: str) -> str:
 
 
 class IpamService:
-    def __init__(self, store: Store, config: Config, host_routes: HostRoutes) -> None:
+    def __init__(self, store: PoolStore, config: Config, host_routes: HostRoutes) -> None:
         self._store = store
+        self.allocator = Allocator(store)
         self._config = config
         self._host_routes = host_routes
         # Choosing an automatic pool reads the taken pools, then inserts: one
@@ -110,36 +114,13 @@ class IpamService:
         return Empty()
 
     async def request_address(self, req: m.RequestAddressRequest) -> m.RequestAddressResponse:
-        pool = await self._store.get_pool(req.PoolID)
-        if pool is None:
-            raise NotFound(f"unknown pool {req.PoolID}: it was never requested or has been released")
-        options = req.Options or {}
-        is_gateway = options.get(m.REQUEST_ADDRESS_TYPE) == m.GATEWAY_TYPE
-        g = geometry(pool.cidr, pool.subpool)
-        if req.Address:
-            # Docker sends Options null for both --aux-address and --ip, so
-            # the two cannot be told apart here.
-            kind: AllocationKind = "gateway" if is_gateway else "static"
-            ip = await self._store.reserve_address(pool.pool_id, req.Address, kind)
-        elif is_gateway:
-            ip = await self._reserve_gateway(pool)
-        else:
-            ip = await self._store.reserve_address(pool.pool_id, None, "dynamic")
-        return m.RequestAddressResponse(Address=f"{ip}/{g.prefixlen}", Data={})
-
-    async def _reserve_gateway(self, pool: PoolRecord) -> str:
-        """The first usable address (.1), as users expect; if that is taken,
-        the next free one."""
-        net = netaddr.IPNetwork(pool.cidr)
-        first, _ = usable_bounds(net)
-        try:
-            return await self._store.reserve_address(pool.pool_id, str(netaddr.IPAddress(first, net.version)), "gateway")
-        except Conflict:
-            return await self._store.reserve_address(pool.pool_id, None, "gateway")
+        is_gateway = (req.Options or {}).get(m.REQUEST_ADDRESS_TYPE) == m.GATEWAY_TYPE
+        address = await self.allocator.request(req.PoolID, req.Address or None, is_gateway)
+        return m.RequestAddressResponse(Address=address, Data={})
 
     async def release_address(self, req: m.ReleaseAddressRequest) -> Empty:
         # Idempotent: after its own crash Docker releases addresses of stale
         # endpoints, some of which we may never have heard of.
-        if await self._store.release_address(req.PoolID, req.Address):
+        if await self.allocator.release(req.PoolID, req.Address):
             log.info("address %s released from %s", req.Address, req.PoolID)
         return Empty()

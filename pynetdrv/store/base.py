@@ -1,9 +1,20 @@
-"""The Store protocol and its records.
+"""The Store protocols and their records.
 
-Everything pynetdrv knows lives behind this interface, so a distributed
-store (etcd) can replace SQLite for multi-host networks.  Address reservation
-is a single atomic store operation: that, not a lock in the daemon, is what
-guarantees an address is never handed out twice, even across processes.
+Everything pynetdrv knows lives behind these interfaces, in two kinds:
+
+- ``SharedStore``: records that may be shared by the hosts of a multi-host
+  network (etcd): a network's identity, pools and their allocations.  Each
+  carries a version (1 when created, +1 on each change) and is changed by
+  compare-and-swap, so two hosts can never silently overwrite each other.
+  Address reservation is one atomic store operation (the primitive of
+  ``ipam.pool_store``): that, not a lock in a daemon, is what guarantees an
+  address is never handed out twice, even across processes.
+- ``LocalStore``: records of this host only: endpoints, with their veths
+  and published ports.
+
+``Store`` is both; services take it.  Pool records belong to the IPAM
+(``ipam.records``) and are re-exported here: ``store`` depends on ``ipam``,
+never the reverse.
 """
 
 from __future__ import annotations
@@ -11,29 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-#: gateway: the network's gateway; static: asked for by address (--ip, --aux-address);
-#: dynamic: chosen by the allocator.
-AllocationKind = Literal["gateway", "static", "dynamic"]
+from pynetdrv.ipam.pool_store import PoolStore
+from pynetdrv.ipam.records import Allocation, AllocationKind, CursorUpdate, PoolRecord, PoolState, Reservation
 
-
-@dataclass(frozen=True)
-class PoolRecord:
-    pool_id: str
-    address_space: str
-    #: The pool, CIDR ("10.1.0.0/16").
-    cidr: str
-    #: --ip-range: automatic addresses come only from here; None = whole pool.
-    subpool: str | None = None
-    #: True if pynetdrv chose the pool (no --subnet).
-    automatic: bool = False
-    options: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Allocation:
-    address: str
-    kind: AllocationKind
-    owner: str = ""
+__all__ = [
+    "Allocation", "AllocationKind", "CursorUpdate", "EndpointRecord", "LocalStore", "NetworkRecord", "PoolRecord",
+    "PoolState", "PortMapping", "Reservation", "SharedStore", "Store",
+]
 
 
 @dataclass(frozen=True, order=True)
@@ -64,6 +59,8 @@ class NetworkRecord:
     masquerade: bool = True
     icc: bool = True
     host_binding_ipv4: str = "0.0.0.0"
+    #: The stored version this record was read at (0: not read from a store).
+    version: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -82,42 +79,29 @@ class EndpointRecord:
     ports: tuple[PortMapping, ...] = ()
 
 
-class Store(Protocol):
-    """All methods are atomic.  Deletes of unknown ids return False, never raise."""
+class SharedStore(PoolStore, Protocol):
+    """Pools, allocations (``PoolStore``) and networks.  All methods are
+    atomic.  Deletes of unknown ids return False, never raise."""
 
-    # Pools and addresses -------------------------------------------------
-    async def add_pool(self, pool: PoolRecord) -> None:
-        """Raises errors.Conflict naming the existing pool it overlaps."""
+    async def put_network(self, network: NetworkRecord, expected_version: int) -> int:
+        """Create (``expected_version`` 0: must not exist yet) or replace (the
+        version read) the network; returns its new version.  Raises
+        errors.VersionConflict naming the network if its stored version is
+        not ``expected_version``, errors.Conflict if another network uses the
+        same bridge name; nothing changes then."""
 
-    async def get_pool(self, pool_id: str) -> PoolRecord | None: ...
-
-    async def list_pools(self) -> list[PoolRecord]: ...
-
-    async def delete_pool(self, pool_id: str) -> bool:
-        """Deletes the pool and all its allocations."""
-
-    async def reserve_address(
-        self, pool_id: str, address: str | None, kind: AllocationKind, owner: str = ""
-    ) -> str:
-        """Reserve ``address`` (plain IP) or, when None, the next free address
-        of the pool's range after its cursor.  Returns the plain IP.  Raises
-        NotFound (pool), Conflict (in use), InvalidParameter (outside the pool
-        or not assignable), Unavailable (exhausted)."""
-
-    async def release_address(self, pool_id: str, address: str) -> bool: ...
-
-    async def allocations(self, pool_id: str) -> list[Allocation]: ...
-
-    # Networks and endpoints ---------------------------------------------
-    async def put_network(self, network: NetworkRecord) -> None:
-        """Raises errors.Conflict if another network uses the same bridge name."""
-
-    async def get_network(self, network_id: str) -> NetworkRecord | None: ...
+    async def get_network(self, network_id: str) -> NetworkRecord | None:
+        """With ``version`` set to the stored version."""
 
     async def list_networks(self) -> list[NetworkRecord]: ...
 
     async def delete_network(self, network_id: str) -> bool:
-        """Also deletes the network's endpoints."""
+        """Also deletes the network's endpoints (of this host)."""
+
+
+class LocalStore(Protocol):
+    """This host's endpoints (veths, published ports).  Deletes of unknown
+    ids return False, never raise."""
 
     async def put_endpoint(self, endpoint: EndpointRecord) -> None: ...
 
@@ -126,5 +110,9 @@ class Store(Protocol):
     async def list_endpoints(self, network_id: str | None = None) -> list[EndpointRecord]: ...
 
     async def delete_endpoint(self, endpoint_id: str) -> bool: ...
+
+
+class Store(SharedStore, LocalStore, Protocol):
+    """Both kinds of records, as one object (what the services take)."""
 
     async def close(self) -> None: ...

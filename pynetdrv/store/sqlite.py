@@ -1,9 +1,12 @@
 """The SQLite Store: one file, WAL, every write a committed transaction.
 
 Every transaction runs to completion on the event loop's own thread, without
-an await inside it: that alone serialises reservations, and together with the
-schema's primary keys means concurrent RequestAddress calls can never be given
-the same address.
+an await inside it.  This store implements the allocation primitive of
+``ipam.pool_store`` (the allocation rules are ``ipam.allocator``): a
+reservation is one transaction that takes the address only if free and moves
+the pool's cursor only if its version is the one the allocator read, so
+allocators in other processes on the same file can race safely; the schema's
+primary keys make a double allocation impossible even if that logic had a bug.
 
 Why on the loop and not on a worker thread: with ``synchronous = NORMAL`` a
 transaction is tens of microseconds of CPU and no disk wait, while handing it
@@ -41,9 +44,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pynetdrv.errors import Conflict, Internal
+from pynetdrv.errors import Conflict, Internal, VersionConflict
 from pynetdrv.store import sqlite_pools as pools
-from pynetdrv.store.base import Allocation, AllocationKind, EndpointRecord, NetworkRecord, PoolRecord, PortMapping
+from pynetdrv.store.base import (
+    Allocation,
+    AllocationKind,
+    CursorUpdate,
+    EndpointRecord,
+    NetworkRecord,
+    PoolRecord,
+    PoolState,
+    PortMapping,
+    Reservation,
+)
 from pynetdrv.store.sqlite_file import configure, open_state
 from pynetdrv.store.sqlite_schema import migrate
 
@@ -243,27 +256,35 @@ class SQLiteStore:
         cur = await self._write(lambda c: c.execute("DELETE FROM pools WHERE pool_id = ?", (pool_id,)), durable=True)
         return bool(cur.rowcount)
 
-    async def reserve_address(
-        self, pool_id: str, address: str | None, kind: AllocationKind, owner: str = ""
-    ) -> str:
-        return await self._write(pools.reserve, pool_id, address, kind, owner)
+    async def pool_state(self, pool_id: str) -> PoolState | None:
+        rows = self._read("SELECT * FROM pools WHERE pool_id = ?", pool_id)
+        return pools.state_from_row(rows[0]) if rows else None
 
-    async def release_address(self, pool_id: str, address: str) -> bool:
-        return await self._write(pools.release, pool_id, address)
+    async def first_free(self, pool_id: str, lo: int, hi: int) -> int | None:
+        found: int | None = self._call(self._reading, pools.first_free, pool_id, lo, hi)
+        return found
+
+    async def reserve(
+        self, pool_id: str, addr: int, kind: AllocationKind, owner: str = "", cursor: CursorUpdate | None = None
+    ) -> Reservation:
+        return await self._write(pools.reserve, pool_id, addr, kind, owner, cursor)
+
+    async def release(self, pool_id: str, addr: int, family: int) -> bool:
+        return await self._write(pools.release, pool_id, addr, family)
 
     async def allocations(self, pool_id: str) -> list[Allocation]:
         return self._call(self._reading, pools.allocations, pool_id)
 
     # Networks -------------------------------------------------------------
-    async def put_network(self, network: NetworkRecord) -> None:
-        await self._write(_put_network, network, durable=True)
+    async def put_network(self, network: NetworkRecord, expected_version: int) -> int:
+        return await self._write(put_network, network, expected_version, durable=True)
 
     async def get_network(self, network_id: str) -> NetworkRecord | None:
-        rows = self._read("SELECT data FROM networks WHERE network_id = ?", network_id)
-        return _network(rows[0]) if rows else None
+        rows = self._read("SELECT data, version FROM networks WHERE network_id = ?", network_id)
+        return network_from_row(rows[0]) if rows else None
 
     async def list_networks(self) -> list[NetworkRecord]:
-        return [_network(r) for r in self._read("SELECT data FROM networks ORDER BY created")]
+        return [network_from_row(r) for r in self._read("SELECT data, version FROM networks ORDER BY created")]
 
     async def delete_network(self, network_id: str) -> bool:
         return await self._delete("DELETE FROM networks WHERE network_id = ?", network_id, durable=True)
@@ -280,14 +301,14 @@ class SQLiteStore:
 
     async def get_endpoint(self, endpoint_id: str) -> EndpointRecord | None:
         rows = self._read("SELECT data FROM endpoints WHERE endpoint_id = ?", endpoint_id)
-        return _endpoint(rows[0]) if rows else None
+        return endpoint_from_row(rows[0]) if rows else None
 
     async def list_endpoints(self, network_id: str | None = None) -> list[EndpointRecord]:
         if network_id is None:
             rows = self._read("SELECT data FROM endpoints ORDER BY created")
         else:
             rows = self._read("SELECT data FROM endpoints WHERE network_id = ? ORDER BY created", network_id)
-        return [_endpoint(r) for r in rows]
+        return [endpoint_from_row(r) for r in rows]
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         return await self._delete("DELETE FROM endpoints WHERE endpoint_id = ?", endpoint_id)
@@ -296,28 +317,40 @@ class SQLiteStore:
         return bool((await self._write(lambda c: c.execute(sql, args), durable=durable)).rowcount)
 
 
-def _put_network(conn: sqlite3.Connection, network: NetworkRecord) -> None:
+def put_network(conn: sqlite3.Connection, network: NetworkRecord, expected_version: int) -> int:
+    row = conn.execute("SELECT version FROM networks WHERE network_id = ?", (network.network_id,)).fetchone()
+    stored = row[0] if row else 0
+    if stored != expected_version:
+        name = f"network {network.network_id[:12]}"
+        if not expected_version:
+            raise VersionConflict(f"{name} already exists (version {stored}); it was created meanwhile")
+        if not stored:
+            raise VersionConflict(f"{name} no longer exists (expected version {expected_version})")
+        raise VersionConflict(f"{name} is at version {stored}, not {expected_version}: it was changed meanwhile")
     other = conn.execute(
         "SELECT network_id FROM networks WHERE bridge = ? AND network_id != ?",
         (network.bridge, network.network_id),
     ).fetchone()
     if other is not None:
         raise Conflict(f"bridge name {network.bridge} is already used by network {other[0][:12]}")
-    data = json.dumps(dataclasses.asdict(network))
+    data = dataclasses.asdict(network)
+    del data["version"]  # the column is the truth
     conn.execute(
-        "INSERT INTO networks VALUES (?, ?, ?, ?) ON CONFLICT (network_id) DO UPDATE "
-        "SET bridge = excluded.bridge, data = excluded.data",
-        (network.network_id, network.bridge, data, time.time()),
+        "INSERT INTO networks (network_id, bridge, data, created, version) VALUES (?, ?, ?, ?, 1) "
+        "ON CONFLICT (network_id) DO UPDATE SET bridge = excluded.bridge, data = excluded.data, version = version + 1",
+        (network.network_id, network.bridge, json.dumps(data), time.time()),
     )
+    return stored + 1
 
 
-def _network(row: sqlite3.Row) -> NetworkRecord:
+def network_from_row(row: sqlite3.Row) -> NetworkRecord:
     d = json.loads(row["data"])
     d["gateways"], d["pools"] = tuple(d["gateways"]), tuple(d["pools"])
+    d["version"] = row["version"]
     return NetworkRecord(**_known(NetworkRecord, d))
 
 
-def _endpoint(row: sqlite3.Row) -> EndpointRecord:
+def endpoint_from_row(row: sqlite3.Row) -> EndpointRecord:
     d = json.loads(row["data"])
     d["ports"] = tuple(PortMapping(**p) for p in d.get("ports", ()))
     return EndpointRecord(**_known(EndpointRecord, d))

@@ -27,7 +27,9 @@ import stat
 from pathlib import Path
 from urllib.parse import quote
 
+from pynetdrv.errors import StateFileError
 from pynetdrv.store.sqlite_schema import MIGRATIONS, migrate
+from pynetdrv.store.state_dir import check_state_dir
 
 #: ``PRAGMA application_id`` of pynetdrv state files: "pndr".
 APPLICATION_ID = 0x706E6472
@@ -35,22 +37,7 @@ _MAGIC = b"SQLite format 3\x00"
 _UNCHANGED = "it was left unchanged"
 
 
-class StateFileError(Exception):
-    """The state file (or its directory) cannot be used safely."""
-
-
-def check_state_dir(state: Path) -> None:
-    """Create the state directory (0700) if missing; refuse one every user may
-    write to: anyone could then swap the state file, or plant a symlink where
-    the root daemon creates its files."""
-    directory = state.parent
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    mode = directory.stat().st_mode
-    if mode & stat.S_IWOTH:
-        raise StateFileError(
-            f"state directory {directory} is writable by every user (mode {stat.filemode(mode)}); "
-            "keep the state in a directory only root can write, such as /var/lib/pynetdrv"
-        )
+__all__ = ["StateFileError", "check_state_dir", "configure", "create", "inspect", "open_state", "tables_of"]
 
 
 def configure(conn: sqlite3.Connection) -> None:

@@ -1,9 +1,14 @@
-"""Pool and address-allocation operations on an SQLite connection.
+"""Pools and the allocation primitive (``ipam.pool_store.AddressBook``) on an
+SQLite connection.  The allocation rules are not here: they are the pure
+allocator in ``ipam.allocator``.
 
-Each function runs inside the caller's ``BEGIN IMMEDIATE`` transaction, so a
-reservation (free-range split + allocation row + cursor move) is atomic, and
-``PRIMARY KEY (pool_id, addr)`` makes a double allocation impossible even if
-this logic had a bug.
+free_ranges holds each pool's free addresses as disjoint [start, end]
+intervals: the smallest free address in a range, or whether one address is
+free, is one index probe however full or large the pool is (a filled /16 or a
+/64).  Each writing function runs inside the caller's ``BEGIN IMMEDIATE``
+transaction, so a reservation (free-range split + allocation row + cursor
+compare-and-swap) is atomic, and ``PRIMARY KEY (pool_id, addr)`` makes a
+double allocation impossible even if the logic above had a bug.
 """
 
 from __future__ import annotations
@@ -14,9 +19,20 @@ import time
 
 import netaddr
 
-from pynetdrv.errors import Conflict, InvalidParameter, NotFound, Unavailable
-from pynetdrv.ipam.addresses import Geometry, from_key, geometry, parse_cidr, parse_ip, to_key, usable_bounds
-from pynetdrv.store.base import Allocation, AllocationKind, PoolRecord
+from pynetdrv.errors import Conflict
+from pynetdrv.ipam.addresses import from_key, parse_cidr, to_key, usable_bounds
+from pynetdrv.ipam.allocator import range_bounds
+from pynetdrv.ipam.records import (
+    MOVED,
+    NO_POOL,
+    RESERVED,
+    Allocation,
+    AllocationKind,
+    CursorUpdate,
+    PoolRecord,
+    PoolState,
+    Reservation,
+)
 
 Range = tuple[int, int]
 
@@ -32,7 +48,8 @@ def add_pool(conn: sqlite3.Connection, pool: PoolRecord) -> None:
         raise Conflict(f"pool {pool.cidr} overlaps pool {other[0]} already in use by pynetdrv")
     cursor = range_bounds(pool)[0]
     conn.execute(
-        "INSERT INTO pools VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO pools (pool_id, address_space, cidr, subpool, family, first, last, cursor, automatic, options,"
+        " created, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
         (pool.pool_id, pool.address_space, pool.cidr, pool.subpool, v,
          to_key(int(net.first), v), to_key(int(net.last), v), to_key(cursor, v),
          int(pool.automatic), json.dumps(pool.options), time.time()),
@@ -42,13 +59,6 @@ def add_pool(conn: sqlite3.Connection, pool: PoolRecord) -> None:
         _insert_range(conn, pool.pool_id, (first, last), v)
 
 
-def range_bounds(pool: PoolRecord) -> Range:
-    """The addresses automatic allocation may use: the sub-pool (--ip-range)
-    if there is one, never the pool's network/broadcast address."""
-    g = geometry(pool.cidr, pool.subpool)
-    return g.lo, g.hi
-
-
 def pool_from_row(row: sqlite3.Row) -> PoolRecord:
     return PoolRecord(
         pool_id=row["pool_id"], address_space=row["address_space"], cidr=row["cidr"],
@@ -56,104 +66,96 @@ def pool_from_row(row: sqlite3.Row) -> PoolRecord:
     )
 
 
-def get_pool_row(conn: sqlite3.Connection, pool_id: str) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = conn.execute("SELECT * FROM pools WHERE pool_id = ?", (pool_id,)).fetchone()
-    return row
+def state_from_row(row: sqlite3.Row) -> PoolState:
+    return PoolState(pool_from_row(row), from_key(row["cursor"]), row["version"])
 
 
-def reserve(conn: sqlite3.Connection, pool_id: str, address: str | None, kind: AllocationKind, owner: str) -> str:
-    row = get_pool_row(conn, pool_id)
+def first_free(conn: sqlite3.Connection, pool_id: str, lo: int, hi: int) -> int | None:
+    """One statement, one probe of free_ranges_by_end: the first free range
+    ending at or after ``lo``; its first address at or after ``lo``, if <=
+    ``hi``.  The pool's family picks the key width (a ``lo`` beyond IPv4 gives
+    a 5-byte key above every 4-byte one: nothing found)."""
+    if lo > hi:
+        return None
+    found = conn.execute(
+        'SELECT f.start FROM pools p JOIN free_ranges f ON f.pool_id = p.pool_id '
+        'AND f."end" >= (CASE p.family WHEN 4 THEN ? ELSE ? END) WHERE p.pool_id = ? ORDER BY f."end" LIMIT 1',
+        (*_keys(lo), pool_id),
+    ).fetchone()
+    if found is None:
+        return None
+    addr = max(from_key(found[0]), lo)
+    return addr if addr <= hi else None
+
+
+def _keys(addr: int) -> tuple[bytes, bytes]:
+    """``addr`` as a key of either family, for statements where the pool's
+    family picks one (beyond IPv4, a 5-byte key above every 4-byte one)."""
+    return (to_key(addr, 4) if addr < 1 << 32 else b"\xff" * 5), to_key(addr, 6)
+
+
+def reserve(
+    conn: sqlite3.Connection, pool_id: str, addr: int, kind: AllocationKind, owner: str, cursor: CursorUpdate | None
+) -> Reservation:
+    # One statement: the pool's family and version, and the free range that
+    # would hold ``addr`` (the last one starting at or before it).
+    row = conn.execute(
+        'SELECT p.family, p.version, f.start, f."end" FROM pools p LEFT JOIN free_ranges f '
+        "ON f.pool_id = p.pool_id AND f.start <= (CASE p.family WHEN 4 THEN ? ELSE ? END) "
+        "WHERE p.pool_id = ? ORDER BY f.start DESC LIMIT 1",
+        (*_keys(addr), pool_id),
+    ).fetchone()
     if row is None:
-        raise NotFound(f"unknown pool {pool_id}")
-    v = row["family"]
-    if address is None:
-        g = geometry(row["cidr"], row["subpool"])
-        addr, free = _next_free(conn, pool_id, g, from_key(row["cursor"]), row["cidr"], row["subpool"])
-        nxt = addr + 1 if addr < g.hi else g.lo
-        conn.execute("UPDATE pools SET cursor = ? WHERE pool_id = ?", (to_key(nxt, v), pool_id))
-    else:
-        addr, free = _exact(conn, pool_from_row(row), address)
-    _take(conn, pool_id, free, addr, v)
+        return NO_POOL
+    v, version, start, end = row
+    if cursor is not None and version != cursor.expected_version:
+        return MOVED
+    if start is None or from_key(end) < addr:
+        held = conn.execute(
+            "SELECT kind FROM allocations WHERE pool_id = ? AND addr = ?", (pool_id, to_key(addr, v))
+        ).fetchone()
+        return Reservation("taken", held[0] if held else None)
+    if cursor is not None:
+        conn.execute(
+            "UPDATE pools SET cursor = ?, version = version + 1 WHERE pool_id = ?",
+            (to_key(cursor.new_cursor, v), pool_id),
+        )
+    _take(conn, pool_id, (from_key(start), from_key(end)), addr, v)
     conn.execute(
         "INSERT INTO allocations VALUES (?, ?, ?, ?, ?)",
         (pool_id, to_key(addr, v), kind, owner, time.time()),
     )
-    return str(netaddr.IPAddress(addr, v))
-
-
-def _exact(conn: sqlite3.Connection, pool: PoolRecord, address: str) -> tuple[int, Range]:
-    net = netaddr.IPNetwork(pool.cidr)
-    ip = parse_ip(address, "address")
-    if ip.version != net.version or ip not in net:
-        raise InvalidParameter(f"address {ip} is outside pool {pool.cidr}")
-    first, last = usable_bounds(net)
-    if not first <= int(ip) <= last:
-        raise InvalidParameter(f"address {ip} is the network or broadcast address of pool {pool.cidr}")
-    free = _free_range_containing(conn, pool.pool_id, int(ip), net.version)
-    if free is None:
-        held = conn.execute(
-            "SELECT kind FROM allocations WHERE pool_id = ? AND addr = ?",
-            (pool.pool_id, to_key(int(ip), net.version)),
-        ).fetchone()
-        by = f" (by a {held[0]} address)" if held else ""
-        raise Conflict(f"address {ip} is already in use in pool {pool.cidr}{by}")
-    return int(ip), free
-
-
-def _next_free(
-    conn: sqlite3.Connection, pool_id: str, g: Geometry, cursor: int, cidr: str, subpool: str | None
-) -> tuple[int, Range]:
-    """First free address at or after the cursor, wrapping once to the start
-    of the range: released addresses are reused only after the rest."""
-    lo, hi, v = g.lo, g.hi, g.version
-    start = min(max(cursor, lo), hi) if lo <= hi else lo
-    for begin in (start, lo) if start > lo else (lo,):
-        found = conn.execute(
-            'SELECT start, "end" FROM free_ranges WHERE pool_id = ? AND "end" >= ? ORDER BY "end" LIMIT 1',
-            (pool_id, to_key(begin, v)),
-        ).fetchone()
-        if found is not None:
-            free = (from_key(found[0]), from_key(found[1]))
-            addr = max(free[0], begin)
-            if addr <= hi:
-                return addr, free
-    where = f" range {subpool} of" if subpool else ""
-    raise Unavailable(f"no free address left in{where} pool {cidr}")
-
-
-def _free_range_containing(conn: sqlite3.Connection, pool_id: str, addr: int, v: int) -> Range | None:
-    found = conn.execute(
-        'SELECT start, "end" FROM free_ranges WHERE pool_id = ? AND start <= ? ORDER BY start DESC LIMIT 1',
-        (pool_id, to_key(addr, v)),
-    ).fetchone()
-    if found is None or from_key(found[1]) < addr:
-        return None
-    return from_key(found[0]), from_key(found[1])
+    return RESERVED
 
 
 def _take(conn: sqlite3.Connection, pool_id: str, free: Range, addr: int, v: int) -> None:
-    """Split the free range around ``addr``."""
-    conn.execute("DELETE FROM free_ranges WHERE pool_id = ? AND start = ?", (pool_id, to_key(free[0], v)))
-    if free[0] < addr:
-        _insert_range(conn, pool_id, (free[0], addr - 1), v)
-    if addr < free[1]:
-        _insert_range(conn, pool_id, (addr + 1, free[1]), v)
+    """Split the free range around ``addr``: one statement unless ``addr`` is
+    inside it (taking the first address, the usual case, moves its start)."""
+    first, last = free
+    key = to_key(first, v)
+    if first == last:
+        conn.execute("DELETE FROM free_ranges WHERE pool_id = ? AND start = ?", (pool_id, key))
+    elif addr == first:
+        conn.execute("UPDATE free_ranges SET start = ? WHERE pool_id = ? AND start = ?",
+                     (to_key(addr + 1, v), pool_id, key))
+    else:
+        conn.execute('UPDATE free_ranges SET "end" = ? WHERE pool_id = ? AND start = ?',
+                     (to_key(addr - 1, v), pool_id, key))
+        if addr < last:
+            _insert_range(conn, pool_id, (addr + 1, last), v)
 
 
-def release(conn: sqlite3.Connection, pool_id: str, address: str) -> bool:
-    """Free the address and merge it with its free neighbours.  Unknown pool
-    or address: nothing to do (Docker releases stale addresses after a crash)."""
-    row = get_pool_row(conn, pool_id)
-    if row is None:
+def release(conn: sqlite3.Connection, pool_id: str, addr: int, family: int) -> bool:
+    """Free the address and merge it with its free neighbours.  Unknown pool,
+    other family or address not held: nothing to do."""
+    row = conn.execute("SELECT family FROM pools WHERE pool_id = ?", (pool_id,)).fetchone()
+    if row is None or row[0] != family:
         return False
-    v = row["family"]
-    ip = parse_ip(address, "address")
-    if ip.version != v:
-        return False
-    addr = int(ip)
+    v = family
     gone = conn.execute("DELETE FROM allocations WHERE pool_id = ? AND addr = ?", (pool_id, to_key(addr, v)))
     if gone.rowcount == 0:
         return False
+    conn.execute("UPDATE pools SET version = version + 1 WHERE pool_id = ?", (pool_id,))
     start, end = addr, addr
     if addr > 0:
         left = conn.execute(
@@ -172,15 +174,23 @@ def release(conn: sqlite3.Connection, pool_id: str, address: str) -> bool:
 
 
 def allocations(conn: sqlite3.Connection, pool_id: str) -> list[Allocation]:
-    row = get_pool_row(conn, pool_id)
+    row = conn.execute("SELECT family FROM pools WHERE pool_id = ?", (pool_id,)).fetchone()
     if row is None:
         return []
-    v = row["family"]
+    v = row[0]
     return [
         Allocation(str(netaddr.IPAddress(from_key(a), v)), k, o)
         for a, k, o in conn.execute(
             "SELECT addr, kind, owner FROM allocations WHERE pool_id = ? ORDER BY addr", (pool_id,)
         )
+    ]
+
+
+def free_ranges(conn: sqlite3.Connection, pool_id: str) -> list[Range]:
+    """The pool's free intervals in address order (for snapshots and tests)."""
+    return [
+        (from_key(a), from_key(b))
+        for a, b in conn.execute('SELECT start, "end" FROM free_ranges WHERE pool_id = ? ORDER BY start', (pool_id,))
     ]
 
 

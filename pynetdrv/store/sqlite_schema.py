@@ -60,7 +60,15 @@ CREATE TABLE endpoints (
 CREATE INDEX endpoints_by_network ON endpoints (network_id);
 """
 
-MIGRATIONS = [_V1]
+# Version 2: a version on each shareable record (pools, networks), for
+# compare-and-swap updates; every cursor move of a pool increments its version.
+# Existing rows start at version 1.
+_V2 = """
+ALTER TABLE pools ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE networks ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+"""
+
+MIGRATIONS = [_V1, _V2]
 
 
 def migrate(conn: sqlite3.Connection) -> None:

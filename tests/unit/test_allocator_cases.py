@@ -8,6 +8,7 @@ import pytest
 from unit_helpers import ask, give_back, held, new_pool
 
 from pynetdrv.errors import Conflict, InvalidParameter, NotFound, Unavailable
+from pynetdrv.ipam.allocator import Allocator
 from pynetdrv.ipam.service import IpamService
 from pynetdrv.store.sqlite import SQLiteStore
 
@@ -121,8 +122,8 @@ async def test_exhaustion_names_the_pool(ipam: IpamService) -> None:
 
 async def test_unknown_pool_in_store_is_not_found(store: SQLiteStore) -> None:
     with pytest.raises(NotFound, match="nope"):
-        await store.reserve_address("nope", None, "dynamic")
-    assert await store.release_address("nope", "10.0.0.1") is False
+        await Allocator(store).reserve("nope", None, "dynamic")
+    assert await Allocator(store).release("nope", "10.0.0.1") is False
     assert await store.allocations("nope") == []
 
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from unit_helpers import allocated, free_ranges
 
 from pynetdrv.errors import Conflict, InvalidParameter, Unavailable
+from pynetdrv.ipam.allocator import Allocator
 from pynetdrv.store.base import PoolRecord
 from pynetdrv.store.sqlite import SQLiteStore
 
@@ -79,29 +80,29 @@ async def _run_ops(db: Path, cidr: str, subpool: str | None, ops: list[tuple[str
             if kind == "auto":
                 if rng <= live:
                     with pytest.raises(Unavailable):
-                        await store.reserve_address(pid, None, "dynamic")
+                        await Allocator(store).reserve(pid, None, "dynamic")
                     continue
-                got = int(netaddr.IPAddress(await store.reserve_address(pid, None, "dynamic")))
+                got = int(netaddr.IPAddress(await Allocator(store).reserve(pid, None, "dynamic")))
                 assert got not in live and got in rng
                 live.add(got)
             elif kind == "static":
                 if not lo <= addr <= hi:
                     with pytest.raises(InvalidParameter):
-                        await store.reserve_address(pid, ip, "static")
+                        await Allocator(store).reserve(pid, ip, "static")
                 elif addr in live:
                     with pytest.raises(Conflict):
-                        await store.reserve_address(pid, ip, "static")
+                        await Allocator(store).reserve(pid, ip, "static")
                 else:
-                    assert await store.reserve_address(pid, ip, "static") == ip
+                    assert await Allocator(store).reserve(pid, ip, "static") == ip
                     live.add(addr)
             else:
-                released = await store.release_address(pid, ip)
+                released = await Allocator(store).release(pid, ip)
                 assert released is (addr in live)
                 if released:
                     live.discard(addr)
                     # Freed means reservable again.
-                    assert await store.reserve_address(pid, ip, "static") == ip
-                    assert await store.release_address(pid, ip) is True
+                    assert await Allocator(store).reserve(pid, ip, "static") == ip
+                    assert await Allocator(store).release(pid, ip) is True
             assert {int(netaddr.IPAddress(a.address)) for a in await store.allocations(pid)} == live
             await _check_tables(db, pid, net, live)
     finally:
@@ -126,15 +127,15 @@ def test_property_fill_release_refill_v4(n: int, release: set[int]) -> None:
         await store.open()
         try:
             await store.add_pool(PoolRecord("p", "local", "10.7.0.0/28"))
-            got = [await store.reserve_address("p", None, "dynamic") for _ in range(14)]
+            got = [await Allocator(store).reserve("p", None, "dynamic") for _ in range(14)]
             assert len(set(got)) == 14
             back = {got[i] for i in release}
             for ip in back:
-                assert await store.release_address("p", ip)
-            again = [await store.reserve_address("p", None, "dynamic") for _ in range(len(back))]
+                assert await Allocator(store).release("p", ip)
+            again = [await Allocator(store).reserve("p", None, "dynamic") for _ in range(len(back))]
             assert sorted(again, key=netaddr.IPAddress) == sorted(back, key=netaddr.IPAddress)
             with pytest.raises(Unavailable):
-                await store.reserve_address("p", None, "dynamic")
+                await Allocator(store).reserve("p", None, "dynamic")
             await _check_tables(db, "p", netaddr.IPNetwork("10.7.0.0/28"), {int(netaddr.IPAddress(a)) for a in got})
         finally:
             await store.close()

@@ -13,6 +13,7 @@ import pytest
 from unit_helpers import ask, give_back, new_pool
 
 from pynetdrv.errors import Unavailable
+from pynetdrv.ipam.allocator import Allocator
 from pynetdrv.ipam.service import IpamService
 from pynetdrv.store.base import PoolRecord
 from pynetdrv.store.sqlite import SQLiteStore
@@ -28,7 +29,7 @@ async def test_fill_a_slash_16_then_exhaustion_then_exact_reuse(ipam: IpamServic
     remaining = 65533
     while remaining:
         k = min(batch, remaining)
-        got += await asyncio.gather(*(store.reserve_address(pid, None, "dynamic") for _ in range(k)))
+        got += await asyncio.gather(*(Allocator(store).reserve(pid, None, "dynamic") for _ in range(k)))
         remaining -= k
     elapsed = time.monotonic() - t0
     assert len(got) == 65533 and len(set(got)) == 65533
@@ -46,7 +47,7 @@ async def test_fill_a_slash_16_then_exhaustion_then_exact_reuse(ipam: IpamServic
 async def test_slash_64_few_thousand_then_reserve_near_end_quickly(ipam: IpamService, store: SQLiteStore) -> None:
     pid = await new_pool(ipam, "fd00:1::/64")
     await ask(ipam, pid, gateway=True)
-    got = await asyncio.gather(*(store.reserve_address(pid, None, "dynamic") for _ in range(3000)))
+    got = await asyncio.gather(*(Allocator(store).reserve(pid, None, "dynamic") for _ in range(3000)))
     assert len(set(got)) == 3000
     assert got[-1] == str(netaddr.IPAddress(int(netaddr.IPAddress("fd00:1::")) + 3001))
     t0 = time.monotonic()
@@ -61,7 +62,7 @@ async def test_slash_64_few_thousand_then_reserve_near_end_quickly(ipam: IpamSer
 
 async def test_200_concurrent_reservations_are_distinct(store: SQLiteStore) -> None:
     await store.add_pool(PoolRecord("p", "local", "10.4.0.0/24"))
-    got = await asyncio.gather(*(store.reserve_address("p", None, "dynamic") for _ in range(200)))
+    got = await asyncio.gather(*(Allocator(store).reserve("p", None, "dynamic") for _ in range(200)))
     assert len(set(got)) == 200
     assert all(netaddr.IPAddress(ip) in netaddr.IPNetwork("10.4.0.0/24") for ip in got)
     assert sorted(a.address for a in await store.allocations("p")) == sorted(got)
@@ -81,7 +82,7 @@ async def test_two_stores_on_one_file_never_hand_out_the_same_address(tmp_path: 
     await b.open()
     try:
         await a.add_pool(PoolRecord("p", "local", "10.5.0.0/24"))
-        got = await asyncio.gather(*(s.reserve_address("p", None, "dynamic") for _ in range(100) for s in (a, b)))
+        got = await asyncio.gather(*(Allocator(s).reserve("p", None, "dynamic") for _ in range(100) for s in (a, b)))
         assert len(got) == 200 and len(set(got)) == 200
     finally:
         await a.close()

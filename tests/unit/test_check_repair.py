@@ -155,7 +155,7 @@ async def test_cli_on_a_state_with_problems(tmp_path: Path) -> None:
     await store.open()
     try:
         await store.put_network(dataclasses.replace(
-            (await _record_network()), bridge="pnbr-unittest"))
+            (await _record_network()), bridge="pnbr-unittest"), 0)
         await store.put_endpoint(EndpointRecord(EP1, NET, "pnve-unittest", "pnvc-unittest", "02:00:00:00:00:01"))
     finally:
         await store.close()

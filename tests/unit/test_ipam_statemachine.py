@@ -8,6 +8,10 @@ unix socket to the app the daemon serves (SQLite state file, FakeDataplane):
 - every answer is the one the model predicts: the exact automatic address
   (round robin: a released address comes back only after the rest of the
   range), the exact error kind, ``{}`` for releases (idempotent);
+- another allocator on the same state file (as another daemon sharing the
+  store) racing the daemon's own requests takes addresses from the same
+  round robin: together they get exactly the addresses the model hands out
+  next, none twice;
 - no address is ever held twice, a released address is free again, and the
   store's pools and allocations equal the model's after every step and every
   restart; ``pynetdrv status`` counts agree.
@@ -17,6 +21,7 @@ PYNETDRV_LONG=1 runs 20x the examples and 3x the steps.
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import netaddr
@@ -24,7 +29,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, multiple, precondition, rule
 from plugin_harness import PluginHarness, machine_settings
 
+from pynetdrv.errors import Unavailable
 from pynetdrv.ipam.addresses import usable_bounds
+from pynetdrv.ipam.allocator import Allocator
+from pynetdrv.store.sqlite import SQLiteStore
 
 AUTO_V4 = netaddr.IPNetwork("10.226.0.0/22")  # four automatic /24s
 AUTO_V6 = netaddr.IPNetwork("fd00:226::/122")  # four automatic /124s
@@ -222,6 +230,57 @@ class IpamMachine(RuleBasedStateMachine):
             status, body = self.call(RELEASE_ADDRESS, {"PoolID": pid, "Address": pool.ip(addr)})
             assert (status, body) == (200, {})
             pool.held.discard(addr)
+
+    @rule(pid=pool_ids, mine=st.integers(1, 5), theirs=st.integers(1, 5))
+    def another_allocator_races(self, pid: str, mine: int, theirs: int) -> None:
+        """``mine`` RequestAddress calls to the daemon while an allocator of
+        its own store on the same file takes ``theirs`` automatic addresses,
+        interleaved: as a set, they get the next mine + theirs addresses of
+        the round robin (which of them gets which is up to the race)."""
+        pool = self.pools.get(pid)
+        if pool is None:
+            return
+
+        async def race() -> tuple[list[object], list[str | None]]:
+            other = SQLiteStore(self.h.state)
+            await other.open()
+            try:
+                alloc = Allocator(other)
+
+                async def theirs_() -> list[str | None]:
+                    out: list[str | None] = []
+                    for _ in range(theirs):
+                        await asyncio.sleep(0)
+                        try:
+                            out.append(await alloc.reserve(pid, None, "dynamic"))
+                        except Unavailable:
+                            out.append(None)
+                    return out
+
+                async def mine_() -> list[object]:
+                    return [await self.h.acall(REQUEST_ADDRESS, {"PoolID": pid, "Address": "", "Options": {}})
+                            for _ in range(mine)]
+
+                return await asyncio.gather(mine_(), theirs_())
+            finally:
+                await other.close()
+
+        replies, other_got = self.h.run(race())
+        want = [pool.take_next() for _ in range(mine + theirs)]
+        got = [a for a in other_got if a is not None]
+        refused = other_got.count(None)
+        for reply in replies:
+            if reply.status == 200:
+                address = reply.json["Address"]
+                assert address.endswith(f"/{pool.net.prefixlen}"), reply
+                got.append(address.split("/")[0])
+            else:
+                assert reply.status == 500 and "no free address" in reply.json["Err"], reply
+                refused += 1
+        assert len(got) == len(set(got)), f"an address was handed out twice: {got}"
+        assert sorted(got, key=netaddr.IPAddress) == sorted((pool.ip(a) for a in want if a is not None),
+                                                            key=netaddr.IPAddress)
+        assert refused == want.count(None)
 
     @rule(pid=consumes(pool_ids))
     def release_pool_then_request_again_gets_it_empty(self, pid: str) -> None:

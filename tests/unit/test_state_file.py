@@ -6,6 +6,7 @@ application_id is recognised by its schema and migrated in place."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -15,8 +16,11 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+import netaddr
 import pytest
 
+from pynetdrv.errors import VersionConflict
+from pynetdrv.ipam.allocator import Allocator
 from pynetdrv.store.base import EndpointRecord, NetworkRecord, PoolRecord
 from pynetdrv.store.sqlite import SQLiteStore
 from pynetdrv.store.sqlite_file import APPLICATION_ID, StateFileError, tables_of
@@ -117,7 +121,7 @@ async def current_database(path: Path, pools: int = 40) -> None:
     store = await open_store(path)
     for i in range(pools):
         await store.add_pool(PoolRecord(f"local/10.228.{i}.0/24", "local", f"10.228.{i}.0/24"))
-        await store.reserve_address(f"local/10.228.{i}.0/24", None, "dynamic")
+        await Allocator(store).reserve(f"local/10.228.{i}.0/24", None, "dynamic")
     await store.close()
     assert not Path(f"{path}-wal").exists(), "a cleanly closed store leaves no WAL"
 
@@ -244,8 +248,20 @@ async def test_v1_database_is_migrated_keeping_its_data(tmp_path: Path) -> None:
         pid = "local/10.228.7.0/24"
         assert [(a.address, a.kind) for a in await store.allocations(pid)] == [
             ("10.228.7.1", "gateway"), ("10.228.7.2", "dynamic")]
+        # Migration 2 gave each shareable record version 1.
+        state = await store.pool_state(pid)
+        assert state is not None and (state.version, state.cursor) == (1, int(netaddr.IPAddress("10.228.7.3")))
+        assert net.version == 1
         # The allocator index came along: the next address continues at the cursor.
-        assert await store.reserve_address(pid, None, "dynamic") == "10.228.7.3"
+        assert await Allocator(store).reserve(pid, None, "dynamic") == "10.228.7.3"
+        state = await store.pool_state(pid)
+        assert state is not None and state.version == 2
+        # Compare-and-swap works on the migrated rows.
+        with pytest.raises(VersionConflict, match=f"network {NET_ID[:12]} already exists"):
+            await store.put_network(net, 0)
+        assert await store.put_network(dataclasses.replace(net, mtu=1300), 1) == 2
+        again = await store.get_network(NET_ID)
+        assert again is not None and (again.mtu, again.version) == (1300, 2)
     finally:
         await store.close()
     assert pragma(path, "user_version") == len(MIGRATIONS)
@@ -278,7 +294,7 @@ def test_tables_of_each_version_grow() -> None:
 async def test_new_state_file_is_complete_private_and_stamped(tmp_path: Path) -> None:
     path = tmp_path / "var" / "lib" / "pynetdrv" / "state.db"
     store = await open_store(path)
-    await store.put_network(NetworkRecord(NET_ID, "pnbr-x", "02:00:00:00:00:01", None))
+    await store.put_network(NetworkRecord(NET_ID, "pnbr-x", "02:00:00:00:00:01", None), 0)
     await store.put_endpoint(EndpointRecord(EP_ID, NET_ID, "pnve-1", "pnvc-1", "02:00:00:00:00:02"))
     for f in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         assert stat.S_IMODE(f.stat().st_mode) == 0o600, f

@@ -32,9 +32,9 @@ class DiskFullStore(SQLiteStore):
         if self.full:
             raise Internal(FULL)
 
-    async def put_network(self, network: NetworkRecord) -> None:
+    async def put_network(self, network: NetworkRecord, expected_version: int) -> int:
         self._fail()
-        await super().put_network(network)
+        return await super().put_network(network, expected_version)
 
     async def delete_network(self, network_id: str) -> bool:
         self._fail()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pynetdrv.ipam.allocator import Allocator
 from pynetdrv.store.base import EndpointRecord, NetworkRecord, PoolRecord
 from pynetdrv.store.sqlite import SQLiteStore
 
@@ -50,7 +51,7 @@ async def test_pools_and_networks_are_on_disk_before_the_answer(store: Recording
     pool = PoolRecord("L/10.9.0.0/24", "L", "10.9.0.0/24")
     net = NetworkRecord(NET, "pnbr-x", "02:00:00:00:00:01", None)
     assert await flushes_of(store, store.add_pool(pool)) == 1
-    assert await flushes_of(store, store.put_network(net)) == 1
+    assert await flushes_of(store, store.put_network(net, 0)) == 1
     assert await flushes_of(store, store.delete_network(NET)) == 1
     assert await flushes_of(store, store.delete_pool(pool.pool_id)) == 1
 
@@ -58,11 +59,11 @@ async def test_pools_and_networks_are_on_disk_before_the_answer(store: Recording
 async def test_addresses_and_endpoints_do_not_wait_for_the_disk(store: RecordingStore) -> None:
     """Only a host crash can lose these, and it kills their containers too."""
     await store.add_pool(PoolRecord("L/10.9.0.0/24", "L", "10.9.0.0/24"))
-    await store.put_network(NetworkRecord(NET, "pnbr-x", "02:00:00:00:00:01", None))
+    await store.put_network(NetworkRecord(NET, "pnbr-x", "02:00:00:00:00:01", None), 0)
     ep = EndpointRecord(EP, NET, "pnvh", "pnvp", "02:00:00:00:00:02", "10.9.0.2/24")
     for call in (
-        store.reserve_address("L/10.9.0.0/24", None, "dynamic"),
-        store.release_address("L/10.9.0.0/24", "10.9.0.1"),
+        Allocator(store).reserve("L/10.9.0.0/24", None, "dynamic"),
+        Allocator(store).release("L/10.9.0.0/24", "10.9.0.1"),
         store.put_endpoint(ep),
         store.delete_endpoint(EP),
     ):
@@ -89,7 +90,7 @@ async def test_background_checkpoints_keep_the_wal_bounded(tmp_path: Path) -> No
         wal = Path(f"{path}-wal")
         largest = 0
         for _ in range(commits):
-            await store.reserve_address("L/10.0.0.0/16", None, "dynamic")
+            await Allocator(store).reserve("L/10.0.0.0/16", None, "dynamic")
             await asyncio.sleep(0)  # the daemon's loop runs between calls
             largest = max(largest, wal.stat().st_size)
         grown_without = commits * 4096  # a commit writes at least one page

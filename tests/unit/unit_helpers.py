@@ -4,14 +4,15 @@ directory is on sys.path)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
+import netaddr
 import pytest
 
 from pynetdrv.api import ipam_models as m
 from pynetdrv.ipam.service import IpamService
+from pynetdrv.store.open import open_snapshot
 from pynetdrv.store.sqlite import SQLiteStore
 
 #: /work/shared/reference, found relative to this file (tests/unit/ -> repo -> work).
@@ -34,21 +35,13 @@ def load_recording(name: str) -> list[dict[str, Any]]:
 
 
 def free_ranges(db: Path, pool_id: str) -> list[tuple[int, int]]:
-    """The allocator's free-range table for one pool, read with a separate
-    connection (decoding the big-endian address BLOBs ourselves)."""
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            'SELECT start, "end" FROM free_ranges WHERE pool_id = ? ORDER BY start', (pool_id,)
-        ).fetchall()
-    conn.close()
-    return [(int.from_bytes(a, "big"), int.from_bytes(b, "big")) for a, b in rows]
+    """The pool's free addresses as [first, last] intervals, from the store's
+    read-only snapshot of the file (a separate read, as another process would)."""
+    return list(open_snapshot(db).free_ranges.get(pool_id, ()))
 
 
 def allocated(db: Path, pool_id: str) -> list[int]:
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT addr FROM allocations WHERE pool_id = ? ORDER BY addr", (pool_id,)).fetchall()
-    conn.close()
-    return [int.from_bytes(a, "big") for (a,) in rows]
+    return [int(netaddr.IPAddress(a.address)) for a in open_snapshot(db).allocations.get(pool_id, ())]
 
 
 # IPAM calls by pool and address, for the allocator tests.
