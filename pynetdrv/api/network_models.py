@@ -16,7 +16,7 @@ class CapabilitiesResponse(Wire):
     #: "local": networks exist on this host only; Docker keeps them in its local store.
     Scope: str = "local"
     ConnectivityScope: str = "local"
-    #: Docker 28+: we answer ``/NetworkDriver.GwAllocCheck`` (api/gw_alloc.py),
+    #: Docker 28+: we answer ``/NetworkDriver.GwAllocCheck`` (driver/gw_alloc.py),
     #: asked before any IPAM work of a ``network create``.  Older engines
     #: ignore the field (Go's JSON decoding skips unknown keys).
     GwAllocChecker: bool = True

@@ -40,7 +40,7 @@ ACTIVATE = Route("/Plugin.Activate", None, activate)
 def plugin_routes(net: NetworkService, ipam: IpamService) -> list[Route]:
     from pynetdrv.api import ipam_models as im
     from pynetdrv.api import network_models as nm
-    from pynetdrv.api.gw_alloc import gw_alloc_check
+    from pynetdrv.driver.gw_alloc import gw_alloc_check
 
     n, i = _N, _I
     return [
