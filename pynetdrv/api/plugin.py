@@ -40,7 +40,6 @@ ACTIVATE = Route("/Plugin.Activate", None, activate)
 def plugin_routes(net: NetworkService, ipam: IpamService) -> list[Route]:
     from pynetdrv.api import ipam_models as im
     from pynetdrv.api import network_models as nm
-    from pynetdrv.driver.gw_alloc import gw_alloc_check
 
     n, i = _N, _I
     return [
@@ -59,7 +58,7 @@ def plugin_routes(net: NetworkService, ipam: IpamService) -> list[Route]:
         Route(n + "RevokeExternalConnectivity", nm.EndpointRef, net.revoke_external_connectivity),
         Route(n + "AllocateNetwork", nm.AllocateNetworkRequest, net.allocate_network),
         Route(n + "FreeNetwork", nm.NetworkRef, net.free_network),
-        Route(n + "GwAllocCheck", nm.GwAllocCheckRequest, gw_alloc_check),
+        Route(n + "GwAllocCheck", nm.GwAllocCheckRequest, net.gw_alloc_check),
         Route(i + "GetCapabilities", None, ipam.capabilities),
         Route(i + "GetDefaultAddressSpaces", None, ipam.address_spaces),
         Route(i + "RequestPool", im.RequestPoolRequest, ipam.request_pool),

@@ -23,6 +23,7 @@ from pynetdrv.api.base_model import Empty
 from pynetdrv.dataplane.base import BridgeSpec, Dataplane, DataplaneError, ForeignLinkError, VethSpec
 from pynetdrv.driver import naming
 from pynetdrv.driver.external import External
+from pynetdrv.driver.gw_alloc import gw_alloc_check
 from pynetdrv.driver.options import parse_network_options
 from pynetdrv.errors import Conflict, Internal, InvalidParameter, NotFound
 from pynetdrv.firewall.base import Firewall
@@ -68,6 +69,10 @@ class NetworkService:
 
     async def capabilities(self, _: None) -> m.CapabilitiesResponse:
         return m.CapabilitiesResponse(Scope="local", ConnectivityScope="local")
+
+    async def gw_alloc_check(self, req: m.GwAllocCheckRequest) -> m.GwAllocCheckResponse:
+        """Docker 28+: see driver/gw_alloc.py."""
+        return await gw_alloc_check(req)
 
     # Networks -------------------------------------------------------------
     async def create_network(self, req: m.CreateNetworkRequest) -> Empty:
