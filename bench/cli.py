@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         loads[name] = os.getloadavg()[0]
         try:
             record(name, run_netns_bench(name, args.quick, args.profile))
-        except Exception as e:  # noqa: BLE001 - one failing benchmark must not hide the others
+        except Exception as e:
             errors[name] = f"{type(e).__name__}: {e}"
         durations[name] = time.monotonic() - t0
 
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench.plots import plot_all
 
         plot_all(raw, out)
-    except Exception as e:  # noqa: BLE001 - plots are a convenience, the JSON holds the numbers
+    except Exception as e:
         errors["plots"] = f"{type(e).__name__}: {e}"
         print(f"plots failed: {e}", file=sys.stderr)
     _write_profiles(raw, out / "profiles")
@@ -195,10 +195,10 @@ def _run_docker_benches(selected: list[str], args: argparse.Namespace, record: A
                     try:
                         figs, raw = fn(nets, args.quick)
                         record(name, {"figures": [f.as_dict() for f in figs], "raw": raw})
-                    except Exception as e:  # noqa: BLE001
+                    except Exception as e:
                         errors[name] = f"{type(e).__name__}: {e}"
                     durations[name] = time.monotonic() - t0
-    except Exception as e:  # noqa: BLE001 - lock busy, dockerd does not start, ...
+    except Exception as e:
         for name in selected:
             errors.setdefault(name, f"{type(e).__name__}: {e}")
         traceback.print_exc()

@@ -22,7 +22,7 @@ class Out(str):
     stderr: str
     argv: list[str]
 
-    def __new__(cls, stdout: str, rc: int, stderr: str, argv: list[str]) -> Out:  # noqa: PYI034
+    def __new__(cls, stdout: str, rc: int, stderr: str, argv: list[str]) -> Out:
         obj = super().__new__(cls, stdout.strip())
         obj.rc = rc
         obj.stderr = stderr.strip()

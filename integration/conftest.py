@@ -258,7 +258,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         dtext = f"({exc})"
     lines = dtext.splitlines()
     if len(lines) > 150:
-        lines = ["[... cut ...]"] + lines[-150:]
+        lines = ["[... cut ...]", *lines[-150:]]
     rep.sections.append((f"dockerd log ({dockerd_log}) during this test", "\n".join(lines) or "(empty)"))
 
 

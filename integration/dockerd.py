@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from dataclasses import dataclass, field
@@ -153,11 +154,9 @@ def restart_dockerd(sig: int = signal.SIGTERM, stop_timeout: float = 60, start_t
     # Its containerd dies with it (SIGKILL: parent-death signal; SIGTERM: stopped by dockerd);
     # give init a moment to reap them all. Should one live on, the new dockerd reconnects to
     # it; zombies' pid files are dropped by start_dockerd.
-    try:
+    with contextlib.suppress(AssertionError):
         wait_for(lambda: all(proc_state(p) is None for p in [proc.pid, *kids]), 10,
                  f"dockerd {proc.pid} and its children {kids} to be gone")
-    except AssertionError:
-        pass
     return start_dockerd(proc, start_timeout)
 
 

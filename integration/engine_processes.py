@@ -10,6 +10,7 @@ container's processes are left running with nothing behind them: reap() ends the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from dataclasses import dataclass
@@ -119,10 +120,8 @@ def reap(procs: list[EngineProcess], timeout: float = 10) -> list[str]:
     for proc in procs:
         targets += [proc.pid, *descendants(proc.pid)]
     for pid in targets:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     try:
         wait_for(lambda: all(pid_gone(p) for p in targets), timeout, f"processes {targets} to die on SIGKILL")
     except AssertionError:

@@ -20,6 +20,7 @@ by exec root) - and checks that none is left.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -244,10 +245,8 @@ def check_nothing_left(engine: Engine) -> None:
 
 
 def _signal(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _wait_until(pred: Callable[[], bool], timeout: float) -> bool:

@@ -6,6 +6,7 @@ Reads /sys and /proc directly, or runs `ip`, `iptables-save` and `ip6tables-save
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -115,10 +116,8 @@ def host_routes() -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, s
             dst = r.get("dst")
             if not dst or dst == "default" or r.get("type") not in (None, "unicast"):
                 continue
-            try:
+            with contextlib.suppress(ValueError):
                 routes.append((ipaddress.ip_network(dst, strict=False), r.get("dev", "")))
-            except ValueError:
-                pass
     return routes
 
 

@@ -256,7 +256,7 @@ def main(argv: list[str]) -> int:
         return Matrix(engines, argv).run()
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 (set-up failures end the run with their message)
+    except Exception as exc:
         print(f"scripts/test: error: {exc}", file=sys.stderr)
         return 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -21,10 +22,8 @@ def pid_gone(pid: int) -> bool:
     state = proc_state(pid)
     if state in (None, "Z", "X"):
         if state == "Z":
-            try:  # reap it if it happens to be our child
+            with contextlib.suppress(ChildProcessError):  # reap it if it happens to be our child
                 os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
         return True
     return False
 

@@ -147,7 +147,8 @@ class PynetdrvDaemon:
                 self.proc.kill()
                 self.proc.wait(10)
                 self._close_log()
-                raise AssertionError(f"pynetdrv did not exit within {timeout}s of {signal.Signals(sig).name}")
+                raise AssertionError(
+                    f"pynetdrv did not exit within {timeout}s of {signal.Signals(sig).name}") from None
         self._close_log()
         with open(self.log_path, "ab") as f:
             f.write(f"---- test harness: pynetdrv exited with {self.proc.returncode}\n".encode())

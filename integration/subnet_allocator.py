@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import threading
 
@@ -23,10 +24,8 @@ class SubnetAllocator:
         taken = [net for net, _dev in host_routes()]
         for line in docker("network", "ls", "-q").split():
             for cfg in (docker_json("network", "inspect", line)[0].get("IPAM") or {}).get("Config") or []:
-                try:
+                with contextlib.suppress(ValueError):
                     taken.append(ipaddress.ip_network(cfg.get("Subnet", ""), strict=False))
-                except ValueError:
-                    pass
         return taken
 
     def v4(self) -> ipaddress.IPv4Network:

@@ -4,6 +4,7 @@ leave no containerd-shim behind."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -49,10 +50,8 @@ def test_reap_ends_one_engines_shims_and_their_children_only(tmp_path):
     finally:
         for proc in (shim, other):
             for pid in [*children_of(proc.pid), proc.pid]:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             proc.wait(10)
 
 

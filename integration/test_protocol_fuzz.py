@@ -17,6 +17,7 @@ Subnet: 10.226.250.0/24.  PYNETDRV_LONG=1 sends ten times as many.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -42,7 +43,7 @@ from pynetdrv.api.routes import CONTENT_TYPE, MAX_BODY, MAX_DEPTH
 LONG = os.environ.get("PYNETDRV_LONG", "") not in ("", "0")
 SUBNET = ipaddress.ip_network("10.226.250.0/24")
 
-N, I = "/NetworkDriver.", "/IpamDriver."
+N, IPAM = "/NetworkDriver.", "/IpamDriver."
 MODELS: dict[str, type[BaseModel]] = {
     N + "CreateNetwork": nm.CreateNetworkRequest, N + "DeleteNetwork": nm.NetworkRef,
     N + "CreateEndpoint": nm.CreateEndpointRequest, N + "EndpointOperInfo": nm.EndpointRef,
@@ -51,10 +52,10 @@ MODELS: dict[str, type[BaseModel]] = {
     N + "ProgramExternalConnectivity": nm.ProgramExternalConnectivityRequest,
     N + "RevokeExternalConnectivity": nm.EndpointRef, N + "AllocateNetwork": nm.AllocateNetworkRequest,
     N + "FreeNetwork": nm.NetworkRef,
-    I + "RequestPool": im.RequestPoolRequest, I + "ReleasePool": im.PoolRef,
-    I + "RequestAddress": im.RequestAddressRequest, I + "ReleaseAddress": im.ReleaseAddressRequest,
+    IPAM + "RequestPool": im.RequestPoolRequest, IPAM + "ReleasePool": im.PoolRef,
+    IPAM + "RequestAddress": im.RequestAddressRequest, IPAM + "ReleaseAddress": im.ReleaseAddressRequest,
 }
-BODYLESS = ["/Plugin.Activate", N + "GetCapabilities", I + "GetCapabilities", I + "GetDefaultAddressSpaces"]
+BODYLESS = ["/Plugin.Activate", N + "GetCapabilities", IPAM + "GetCapabilities", IPAM + "GetDefaultAddressSpaces"]
 PATHS = sorted([*MODELS, *BODYLESS])
 MODELLED = sorted(MODELS)
 REQUIRED = sorted(p for p, m in MODELS.items() if any(f.is_required() for f in m.model_fields.values()))
@@ -76,10 +77,8 @@ def send(sock_path: Path, path: str, body: bytes, method: str = "POST") -> Answe
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(30)
         s.connect(str(sock_path))
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             s.sendall(head + body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
         data = b""
         while chunk := s.recv(65536):
             data += chunk

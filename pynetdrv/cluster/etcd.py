@@ -12,6 +12,7 @@ one or several endpoints. That, and the use of its stubs, is why the dependency 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -342,11 +343,9 @@ class EtcdClient:
 
     async def revoke_lease(self, lease: int) -> None:
         """Revoke the lease (its keys go); a lease that is already gone is fine."""
-        try:
+        with contextlib.suppress(EtcdLeaseLost):
             await self._call(f"revoke lease {lease:x}",
                              lambda: self._raw.leasestub.LeaseRevoke(rpc.LeaseRevokeRequest(ID=lease), **self._opts))
-        except EtcdLeaseLost:
-            pass
 
     # -- watch -----------------------------------------------------------------------------------------
     async def watch_once(self, prefix: bytes, start_revision: int) -> AsyncIterator[WatchEvent]:
@@ -370,7 +369,5 @@ class EtcdClient:
         except (grpc.aio.AioRpcError, aetcd.ClientError) as e:
             raise self._error(what, e) from e
         finally:
-            try:
+            with contextlib.suppress(grpc.aio.AioRpcError, aetcd.ClientError, TimeoutError):
                 await asyncio.wait_for(w.cancel(), self.timeout)
-            except (grpc.aio.AioRpcError, aetcd.ClientError, TimeoutError):
-                pass

@@ -103,7 +103,7 @@ async def test_duplicate_static_is_a_conflict_and_changes_nothing(ipam: IpamServ
         with pytest.raises(Conflict) as e:
             await ask(ipam, pid, dup)
         assert dup in str(e.value)
-    with pytest.raises(Conflict, match="10.20.0.1"):
+    with pytest.raises(Conflict, match=r"10\.20\.0\.1"):
         await ask(ipam, pid, "10.20.0.1", gateway=True)
     assert await held(store, pid) == before
     # The cursor did not move either.

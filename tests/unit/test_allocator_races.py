@@ -181,7 +181,7 @@ def _thread(db: Path, pool: PoolRecord, ops: list[tuple[str, int]], got: list[st
 
     try:
         asyncio.run(run())
-    except BaseException as e:  # noqa: BLE001 - handed to the test thread, which fails on it
+    except BaseException as e:
         errors.append(e)
 
 
