@@ -16,12 +16,12 @@ import pytest
 from pynetdrv.api import network_models as nm
 from pynetdrv.config import Config
 from pynetdrv.dataplane.base import OwnedLink
-from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.driver.service import NetworkService
-from pynetdrv.firewall.fake import FakeFirewall
-from pynetdrv.ports.fake import FakeReserver
 from pynetdrv.server import serve
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 
 async def _activate(sock: Path) -> int:
@@ -53,7 +53,7 @@ async def test_sigterm_with_networks_keeps_everything(tmp_path: Path) -> None:
     store = SQLiteStore(config.state)
     await store.open()
     dp = FakeDataplane()
-    await NetworkService(store, dp).create_network(nm.CreateNetworkRequest(
+    await NetworkService(store, dp, FakeFirewall(), FakeReserver()).create_network(nm.CreateNetworkRequest(
         NetworkID="ab" * 32, IPv4Data=[nm.IPAMData(Pool="10.7.0.0/24", Gateway="10.7.0.1/24")]))
     await store.close()
     fw = FakeFirewall()
