@@ -231,7 +231,8 @@ class ServicesComponent:
         return ""
 
     async def start(self) -> None:
-        self._services = services(self._store.store, self._dp.dataplane, self._config, self._fw.firewall, self._ports.ports)
+        self._services = services(
+            self._store.store, self._dp.dataplane, self._config, self._fw.firewall, self._ports.ports)
 
     async def stop(self) -> None:
         pass
@@ -354,7 +355,8 @@ def daemon_components(
     svc = ServicesComponent(config, store, dp, fw, held)
     components: list[Component] = [
         StateLockComponent(config), store, socket, ServingModulesComponent(), dp, fw, held, svc,
-        ReconcileComponent(store, dp, svc), FirewallTidyComponent(store, fw), ServingComponent(config, gate, socket, svc),
+        ReconcileComponent(store, dp, svc), FirewallTidyComponent(store, fw),
+        ServingComponent(config, gate, socket, svc),
     ]
     if config.firewall_check_seconds > 0:
         components.append(FirewallKeeperComponent(config.firewall_check_seconds, svc))

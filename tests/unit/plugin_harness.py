@@ -86,7 +86,8 @@ class PluginHarness:
         await store.open()
         stack.push_async_callback(store.close)
         self.last_reconcile = await reconcile(store, self.dp)
-        await stack.enter_async_context(unix_site(build_app(store, self.dp, self.config, FakeFirewall(), FakeReserver()), self.socket))
+        app = build_app(store, self.dp, self.config, FakeFirewall(), FakeReserver())
+        await stack.enter_async_context(unix_site(app, self.socket))
         session = ClientSession(connector=UnixConnector(path=str(self.socket)), timeout=ClientTimeout(total=30))
         stack.push_async_callback(session.close)
         self.store, self.session, self._stack = store, session, stack

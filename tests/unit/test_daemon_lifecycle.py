@@ -1,6 +1,6 @@
 """daemon.lifecycle.running: components start in order and stop in reverse,
 on shutdown and after a failed start (only those that started), with every
-start and stop in the log.  And the daemon's own list (daemon_components)."""
+start and stop in the log (debug), and one info line per start and stop.  And the daemon's own list (daemon_components)."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ async def test_a_failed_start_stops_only_those_started_in_reverse(position: int)
 
 async def test_a_failing_stop_does_not_keep_the_others_from_stopping(caplog: pytest.LogCaptureFixture) -> None:
     events: list[str] = []
-    caplog.set_level(logging.INFO, logger="pynetdrv.daemon.lifecycle")
+    caplog.set_level(logging.DEBUG, logger="pynetdrv.daemon.lifecycle")
     async with running(parts(events, fail_stop="socket")):
         pass
     assert events[len(NAMES):] == [f"stop {n}" for n in reversed(NAMES)]
@@ -85,19 +85,38 @@ async def test_a_failing_stop_does_not_keep_the_others_from_stopping(caplog: pyt
 
 
 async def test_every_start_and_stop_is_logged_with_its_time(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="pynetdrv.daemon.lifecycle")
+    async with running(parts([])):
+        pass
+    want: list[str] = []
+    for n in NAMES:
+        want += [f"starting {n} ({n}-detail)" if n != "reconcile" else "starting reconcile", f"started {n} in # ms"]
+    want.append("started in # ms: " + ", ".join(f"{n} # ms" for n in NAMES))
+    for n in reversed(NAMES):
+        want += [f"stopping {n}", f"stopped {n} in # ms"]
+    want.append("stopped in # ms")
+    assert [re.sub(r"\d+ ms", "# ms", m) for m in caplog.messages] == want
+
+
+async def test_at_info_a_start_and_a_stop_are_one_line_each(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="pynetdrv.daemon.lifecycle")
     async with running(parts([])):
         pass
-    want = []
-    for n in NAMES:
-        want += [f"starting {n} ({n}-detail)" if n != "reconcile" else "starting reconcile", f"started {n} in # ms"]
-    for n in reversed(NAMES):
-        want += [f"stopping {n}", f"stopped {n} in # ms"]
-    assert [re.sub(r"in \d+ ms$", "in # ms", m) for m in caplog.messages] == want
+    assert [re.sub(r"\d+ ms", "# ms", m) for m in caplog.messages] == [
+        "started in # ms: lock # ms, store # ms, socket # ms, dataplane # ms, reconcile # ms", "stopped in # ms"]
+
+
+async def test_a_refused_start_adds_nothing_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    """The caller reports the error (the CLI: one line on stderr)."""
+    caplog.set_level(logging.INFO, logger="pynetdrv.daemon.lifecycle")
+    with pytest.raises(RuntimeError):
+        async with running(parts([], fail_start="store")):
+            pass
+    assert caplog.messages == []
 
 
 async def test_a_failed_start_is_logged_naming_the_component(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="pynetdrv.daemon.lifecycle")
+    caplog.set_level(logging.DEBUG, logger="pynetdrv.daemon.lifecycle")
     with pytest.raises(RuntimeError):
         async with running(parts([], fail_start="dataplane")):
             pass

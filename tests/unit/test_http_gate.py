@@ -33,7 +33,8 @@ def _gated_app(gate: Gate) -> web.Application:
 
 def _routes(store: SQLiteStore) -> list[Route]:
     dp = FakeDataplane()
-    return plugin_routes(NetworkService(store, dp, FakeFirewall(), FakeReserver()), IpamService(store, Config(), dp.host_routes))
+    return plugin_routes(NetworkService(store, dp, FakeFirewall(), FakeReserver()),
+                         IpamService(store, Config(), dp.host_routes))
 
 
 def test_paths_are_exactly_the_paths_of_the_route_table(store: SQLiteStore) -> None:

@@ -45,7 +45,8 @@ async def test_bridge_name_and_mac_are_stable_per_network(store: SQLiteStore) ->
         await svc.delete_network(nm.NetworkRef(NetworkID=NID))
     assert (seen[0].name, seen[0].mac) == (seen[1].name, seen[1].mac)
     other = FakeDataplane()
-    await NetworkService(store, other, FakeFirewall(), FakeReserver()).create_network(create_req(NID2, v4=[("10.2.0.0/16", "10.2.0.1/16")]))
+    await NetworkService(store, other, FakeFirewall(), FakeReserver()).create_network(
+        create_req(NID2, v4=[("10.2.0.0/16", "10.2.0.1/16")]))
     spec2 = next(iter(bridges(other).values()))
     assert spec2.name != seen[0].name and spec2.mac != seen[0].mac
 

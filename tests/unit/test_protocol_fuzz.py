@@ -52,7 +52,8 @@ def _routes() -> list[Any]:
     from pynetdrv.store.sqlite import SQLiteStore
 
     store = SQLiteStore(":memory:")  # never opened: only the route table is read
-    return plugin.plugin_routes(NetworkService(store, FakeDataplane(), FakeFirewall(), FakeReserver()), IpamService(store, Config(), FakeDataplane().host_routes))
+    return plugin.plugin_routes(NetworkService(store, FakeDataplane(), FakeFirewall(), FakeReserver()),
+                                IpamService(store, Config(), FakeDataplane().host_routes))
 
 
 ROUTES = {r.path: r.request for r in _routes()}

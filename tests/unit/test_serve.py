@@ -148,12 +148,13 @@ async def test_a_failed_reconcile_answers_waiting_calls_503_and_stops_serving(tm
 # Components: the daemon's start and stop in the log, failures at each end -------------------
 
 async def test_the_log_names_each_start_and_stop_in_order(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="pynetdrv")
+    caplog.set_level(logging.DEBUG, logger="pynetdrv")
     config = Config(socket=tmp_path / "p.sock", state=tmp_path / "s.db")
     await _run_and_stop(config, FakeDataplane(), FakeFirewall())
     messages = caplog.messages
     assert f"starting store (sqlite:{config.state})" in messages
-    started = [m.removeprefix("started ").rsplit(" in ", 1)[0] for m in messages if re.fullmatch(r"started .+ in \d+ ms", m)]
+    started = [m.removeprefix("started ").rsplit(" in ", 1)[0]
+               for m in messages if re.fullmatch(r"started .+ in \d+ ms", m)]
     stopped = [m.removeprefix("stopping ") for m in messages if m.startswith("stopping ")]
     assert started[:3] == ["state lock", "store", "socket"] and started[-1] == "firewall keeper"
     assert stopped == started[::-1]

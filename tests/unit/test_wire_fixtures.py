@@ -34,7 +34,8 @@ def _routes() -> dict[str, Route]:
     # The services are never called here; an unopened store is enough.
     store = SQLiteStore(":memory:")
     dp = FakeDataplane()
-    routes = plugin_routes(NetworkService(store, dp, FakeFirewall(), FakeReserver()), IpamService(store, Config(), dp.host_routes))
+    routes = plugin_routes(NetworkService(store, dp, FakeFirewall(), FakeReserver()),
+                           IpamService(store, Config(), dp.host_routes))
     return {r.path: r for r in routes}
 
 
