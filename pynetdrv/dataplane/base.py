@@ -1,8 +1,11 @@
 """The Dataplane protocol: every kernel effect the driver needs, as idempotent steps.
 
 The driver service only talks to this protocol.  ``netlink.NetlinkDataplane`` is
-the real implementation (pyroute2), ``fake.FakeDataplane`` records
-calls for unit tests.
+the real implementation (pyroute2); the unit tests use an in-memory one
+(tests/fakes/dataplane.py).  The protocol states what the kernel must look
+like, nothing about how to get there: how an implementation schedules its
+kernel requests (which to try first, what to keep off the event loop) is its
+own business.
 
 Ownership: every link pynetdrv creates carries an interface alias
 ``<instance>:<kind>:<id>`` (see ``owner_alias``), where the instance is the
@@ -126,13 +129,9 @@ class Dataplane(Protocol):
     async def remove_bridge(self, name: str, network_id: str) -> None:
         """Remove the bridge (only if its alias names ``network_id``)."""
 
-    async def ensure_veth(self, spec: VethSpec, expect_new: bool = False, others_waiting: bool = False) -> None:
-        """Create or fix the veth pair and enslave the host end to the bridge.
-        Hints, which never change the result: ``expect_new``, the pair most
-        likely does not exist yet (CreateEndpoint of an unknown endpoint), so
-        creating comes first; ``others_waiting``, more endpoint calls are
-        queued behind this one, so kernel steps that hold the caller should
-        not hold the event loop."""
+    async def ensure_veth(self, spec: VethSpec) -> None:
+        """Create or fix the veth pair and enslave the host end to the bridge
+        (hairpin mode on, MTU, up); the peer end stays down for Docker."""
 
     async def remove_veth(self, host_name: str, endpoint_id: str) -> None:
         """Remove the veth pair (only if its alias names ``endpoint_id``)."""

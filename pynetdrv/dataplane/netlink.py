@@ -34,6 +34,7 @@ from .base import (
 from .linkdump import DumpedLink as Link
 from .linkdump import dump_links, get_link
 from .rtnl import Msg, Rtnl, kernel_error, kernel_step, setlink
+from .veth_pacing import BURST_WINDOW, VethPacing
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,10 @@ class NetlinkDataplane:
         instance: str = DEFAULT_INSTANCE,
         socket_factory: Callable[..., AsyncIPRoute] = AsyncIPRoute,
         slow_socket_factory: Callable[..., IPRoute] = IPRoute,
+        burst_window: float = BURST_WINDOW,
     ) -> None:
-        """The factories open the rtnetlink sockets (see ``rtnl.Rtnl``)."""
+        """The factories open the rtnetlink sockets (see ``rtnl.Rtnl``);
+        ``burst_window``: see ``veth_pacing``."""
         self._rtnl = Rtnl(netns, socket_factory, slow_socket_factory)
         #: Our bridges' indexes by name, filled where ownership is verified
         #: (ensure_bridge, or a read when enslaving), so a new veth is
@@ -96,8 +99,8 @@ class NetlinkDataplane:
         self._bridges: dict[str, int] = {}
         # Scopes ownership: another pynetdrv instance's links are foreign.
         self._instance = instance
-        #: ensure_veth calls in progress (see _add_veth).
-        self._ensuring = 0
+        #: How ensure_veth orders and places its requests (see veth_pacing).
+        self._pacing = VethPacing(burst_window)
 
     async def _ipr(self) -> AsyncIPRoute:
         """The event loop's socket (tests read its counters)."""
@@ -143,6 +146,7 @@ class NetlinkDataplane:
                     master=names.get(link.master) if link.master else None, up=bool(link.flags & IFF_UP),
                     mtu=link.mtu, hairpin=link.slave_kind == "bridge" and link.brport_mode == 1,
                 ))
+        self._pacing.dumped(o.name for o in owned if o.kind == "veth")
         return owned
 
     def _born_ours(self, name: str | None, address: str | None) -> bool:
@@ -306,23 +310,19 @@ class NetlinkDataplane:
 
     # -- veth pairs --------------------------------------------------------
 
-    async def ensure_veth(self, spec: VethSpec, expect_new: bool = False, others_waiting: bool = False) -> None:
-        # Counted as two when callers are waiting for their turn (see _add_veth).
-        weight = 2 if others_waiting else 1
-        self._ensuring += weight
-        try:
-            await self._ensure_veth(spec, expect_new)
-        finally:
-            self._ensuring -= weight
+    async def ensure_veth(self, spec: VethSpec) -> None:
+        with self._pacing.ensuring():
+            await self._ensure_veth(spec)
+        self._pacing.exists(spec.host_name)
 
-    async def _ensure_veth(self, spec: VethSpec, expect_new: bool) -> None:
+    async def _ensure_veth(self, spec: VethSpec) -> None:
         # Requests: a healthy pair costs one get (Join, reconcile); a new
-        # one a get (ENODEV; skipped when ``expect_new``), one add that also
-        # enslaves and brings the host end up, and one send carrying both
-        # aliases and hairpin mode.  If the add finds a name taken, the
-        # careful path below decides, so a wrong hint costs only time.
+        # one an add that also enslaves and brings the host end up, and one
+        # send carrying both aliases and hairpin mode (plus a get first if
+        # the pair was known to exist).  If the add finds a name taken, the
+        # careful path below decides, so a wrong guess costs only time.
         alias = owner_alias("veth", spec.endpoint_id, self._instance)
-        if not expect_new and await self._repair_existing(spec, alias):
+        if not self._pacing.likely_new(spec.host_name) and await self._repair_existing(spec, alias):
             return
         if await self._add_veth_attached(spec):
             try:
@@ -444,7 +444,7 @@ class NetlinkDataplane:
         peer = {"ifname": spec.peer_name, "address": spec.mac, **mtu}
         born = birth_mac(self._instance, spec.host_name)
         attrs = {"ifname": spec.host_name, "kind": "veth", "peer": peer, "address": born, **mtu, **host_attrs}
-        if self._ensuring > 1:
+        if self._pacing.add_off_loop():
             # Other endpoints are being made, or wait to be (a burst of
             # container starts): the ~1 ms the kernel holds the sender goes
             # to the worker thread, so the loop keeps answering.
@@ -493,3 +493,4 @@ class NetlinkDataplane:
         # Deleting one end of a veth pair deletes the other one too.
         alias = owner_alias("veth", endpoint_id, self._instance)
         await self._remove_owned(host_name, alias, "veth")
+        self._pacing.gone(host_name)

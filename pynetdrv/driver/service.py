@@ -47,16 +47,7 @@ def veth_spec(net: NetworkRecord, ep: EndpointRecord) -> VethSpec:
 
 
 class NetworkService:
-    def __init__(
-        self, store: Store, dataplane: Dataplane, firewall: Firewall | None = None, ports: PortReserver | None = None
-    ) -> None:
-        """Without ``firewall``/``ports`` (unit tests), in-memory stand-ins
-        record what the firewall and the held ports would be."""
-        if firewall is None or ports is None:
-            from pynetdrv.firewall.fake import FakeFirewall
-            from pynetdrv.ports.fake import FakeReserver
-
-            firewall, ports = firewall or FakeFirewall(), ports or FakeReserver()
+    def __init__(self, store: Store, dataplane: Dataplane, firewall: Firewall, ports: PortReserver) -> None:
         self._store = store
         self._dp = dataplane
         self.external = External(store, firewall, ports)
@@ -64,8 +55,6 @@ class NetworkService:
         # race free.  Endpoint calls serialise per network only.
         self._networks_lock = asyncio.Lock()
         self._network_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        #: CreateEndpoint calls in progress, waiting for their network's lock included.
-        self._creating = 0
 
     async def capabilities(self, _: None) -> m.CapabilitiesResponse:
         return m.CapabilitiesResponse(Scope="local", ConnectivityScope="local")
@@ -150,13 +139,6 @@ class NetworkService:
     async def create_endpoint(self, req: m.CreateEndpointRequest) -> m.CreateEndpointResponse:
         iface = req.Interface or m.EndpointInterface()
         _check_interface(iface)
-        self._creating += 1
-        try:
-            return await self._create_endpoint(req, iface)
-        finally:
-            self._creating -= 1
-
-    async def _create_endpoint(self, req: m.CreateEndpointRequest, iface: m.EndpointInterface) -> m.CreateEndpointResponse:
         async with self._network_locks[req.NetworkID]:
             net = await self._require_network(req.NetworkID)
             ep = await self._store.get_endpoint(req.EndpointID)
@@ -173,8 +155,7 @@ class NetworkService:
             async with AsyncExitStack() as undo:
                 if new:  # a retry must not tear down a working endpoint
                     undo.push_async_callback(self._dp.remove_veth, ep.host_ifname, ep.endpoint_id)
-                await self._kernel(self._dp.ensure_veth(
-                    veth_spec(net, ep), expect_new=new, others_waiting=self._creating > 1))
+                await self._kernel(self._dp.ensure_veth(veth_spec(net, ep)))
                 await self._store.put_endpoint(ep)
                 undo.pop_all()
         log.info("endpoint %s created on %s: %s", ep.endpoint_id[:12], net.bridge, ep.host_ifname)

@@ -24,6 +24,8 @@ from pynetdrv.dataplane.netlink import NetlinkDataplane
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.ipam.service import IpamService
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 NET = "a7" * 32
 EP1, EP2 = "b7" * 32, "c7" * 32
@@ -53,7 +55,7 @@ async def setup(nsname: str, tmp_path: Path) -> AsyncIterator[Setup]:
     dp = NetlinkDataplane(netns=nsname)
     try:
         ipam = IpamService(store, Config(), dp.host_routes)
-        svc = NetworkService(store, dp)
+        svc = NetworkService(store, dp, FakeFirewall(), FakeReserver())
         pool = await ipam.request_pool(im.RequestPoolRequest(Pool="10.224.0.0/24"))
         gw = await ipam.request_address(im.RequestAddressRequest(
             PoolID=pool.PoolID, Options={"RequestAddressType": "com.docker.network.gateway"}))

@@ -17,8 +17,13 @@ from counting_ipr import counting_sockets
 from netns_util import link_names
 from pyroute2 import AsyncIPRoute
 
+from pynetdrv.api import network_models as nm
 from pynetdrv.dataplane.base import BridgeSpec, VethSpec
 from pynetdrv.dataplane.netlink import NetlinkDataplane
+from pynetdrv.driver.service import NetworkService
+from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 NET = "cd" * 32
 BRIDGE = BridgeSpec(name="pnlbr0", network_id=NET, mac="02:42:0a:fc:00:01", mtu=None, addresses=())
@@ -66,27 +71,47 @@ async def test_pairs_made_in_a_burst_are_created_off_the_loop(nsname: str) -> No
     the adds go to the worker thread so the loop keeps answering."""
     on_thread: list[list[str]] = []
     loop_socket, thread_socket = counting_sockets(on_thread)
-    dp = NetlinkDataplane(netns=nsname, socket_factory=loop_socket, slow_socket_factory=thread_socket)
+    # No burst window: what is tested here is the count of calls in flight.
+    dp = NetlinkDataplane(netns=nsname, socket_factory=loop_socket, slow_socket_factory=thread_socket,
+                          burst_window=0.0)
     try:
         await dp.ensure_bridge(BRIDGE)
-        await dp.ensure_veth(veth(0), expect_new=True)
+        await dp.ensure_veth(veth(0))
         assert ["newlink"] not in on_thread  # alone: on the loop
-        await asyncio.gather(*(dp.ensure_veth(veth(i), expect_new=True) for i in range(1, 9)))
+        await asyncio.gather(*(dp.ensure_veth(veth(i)) for i in range(1, 9)))
         assert on_thread.count(["newlink"]) >= 7, on_thread  # all but maybe the last one to start
     finally:
         await dp.close()
 
 
-async def test_a_create_with_others_waiting_goes_off_the_loop(nsname: str) -> None:
-    """CreateEndpoint calls of one network take turns (its lock), so the
-    service says when more are queued: then even a lone ensure_veth's add
-    leaves the loop."""
+async def test_a_burst_of_create_endpoint_on_one_network_goes_off_the_loop(nsname: str) -> None:
+    """One network's CreateEndpoint calls take turns at its lock, so the
+    dataplane sees a burst one call at a time: back to back, its adds still
+    leave the loop; a lone one after a quiet spell stays on it."""
     on_thread: list[list[str]] = []
     loop_socket, thread_socket = counting_sockets(on_thread)
-    dp = NetlinkDataplane(netns=nsname, socket_factory=loop_socket, slow_socket_factory=thread_socket)
+    window = 0.2
+    dp = NetlinkDataplane(netns=nsname, socket_factory=loop_socket, slow_socket_factory=thread_socket,
+                          burst_window=window)
+    store = SQLiteStore(":memory:")
+    await store.open()
     try:
-        await dp.ensure_bridge(BRIDGE)
-        await dp.ensure_veth(veth(0), expect_new=True, others_waiting=True)
-        assert on_thread[0] == ["newlink"]
+        svc = NetworkService(store, dp, FakeFirewall(), FakeReserver())
+        await svc.create_network(nm.CreateNetworkRequest(
+            NetworkID=NET, Options={"com.docker.network.generic": {"com.docker.network.bridge.name": "pnlbr0"}},
+            IPv4Data=[nm.IPAMData(AddressSpace="local", Pool="10.252.0.0/24", Gateway="10.252.0.1/24")]))
+        await asyncio.gather(*(svc.create_endpoint(endpoint_req(i)) for i in range(1, 9)))
+        # The first found the dataplane quiet; all after it came back to back.
+        assert on_thread.count(["newlink"]) >= 7, on_thread
+        on_thread.clear()
+        await asyncio.sleep(window * 1.5)
+        await svc.create_endpoint(endpoint_req(9))
+        assert ["newlink"] not in on_thread, on_thread
     finally:
         await dp.close()
+        await store.close()
+
+
+def endpoint_req(i: int) -> nm.CreateEndpointRequest:
+    return nm.CreateEndpointRequest(NetworkID=NET, EndpointID=f"{i:02d}" * 32,
+                                    Interface=nm.EndpointInterface(Address=f"10.252.0.{i + 10}/24"))

@@ -14,6 +14,8 @@ from pynetdrv.dataplane.netlink import NetlinkDataplane
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.reconcile import reconcile
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 NET = "a1" * 32
 EP = "b2" * 32
@@ -37,7 +39,7 @@ async def test_reconcile_rebuilds_and_prunes(nsname: str, kernel: AsyncIPRoute, 
     await store.open()
     dp = NetlinkDataplane(netns=nsname)
     try:
-        svc = NetworkService(store, dp)
+        svc = NetworkService(store, dp, FakeFirewall(), FakeReserver())
         await _create(svc, NET, "pndrc0", "10.253.0.1/24", "10.253.0.0/24")
         await svc.create_endpoint(m.CreateEndpointRequest(
             NetworkID=NET, EndpointID=EP, Interface=m.EndpointInterface(Address="10.253.0.2/24")))
@@ -116,7 +118,7 @@ async def test_reconcile_repairs_only_the_veth_that_differs(
     await store.open()
     dp = NetlinkDataplane(netns=nsname)
     try:
-        svc = NetworkService(store, dp)
+        svc = NetworkService(store, dp, FakeFirewall(), FakeReserver())
         await svc.create_network(m.CreateNetworkRequest(
             NetworkID=NET, Options={"com.docker.network.generic": {
                 "com.docker.network.bridge.name": "pndrc0", "com.docker.network.driver.mtu": "1450"}},

@@ -26,6 +26,8 @@ from pynetdrv.config import Config
 from pynetdrv.dataplane.netlink import NetlinkDataplane
 from pynetdrv.server import build_app, unix_site
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 GATEWAY = {"RequestAddressType": "com.docker.network.gateway"}
 
@@ -53,7 +55,7 @@ async def serving(state: Path, dataplane: NetlinkDataplane, sock: Path) -> Async
     store = SQLiteStore(state)
     await store.open()
     try:
-        app = build_app(store, dataplane, Config(socket=sock, state=state))
+        app = build_app(store, dataplane, Config(socket=sock, state=state), FakeFirewall(), FakeReserver())
         async with unix_site(app, sock):
             yield Plugin(sock, state)
     finally:

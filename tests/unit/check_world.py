@@ -20,10 +20,12 @@ from pynetdrv.check.command import CheckOptions, check
 from pynetdrv.check.model import DockerEndpoint, DockerNetwork, DockerView, KernelLink
 from pynetdrv.config import Config
 from pynetdrv.dataplane.base import BridgeSpec, VethSpec
-from pynetdrv.dataplane.fake import FakeDataplane, FakeLink
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.ipam.service import IpamService
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane, FakeLink
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 NET = "ab" * 32
 EP1, EP2 = "c1" * 32, "c2" * 32
@@ -101,7 +103,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     await store.open()
     dp = FakeDataplane()
     ipam = IpamService(store, Config(), dp.host_routes)
-    w = World(state, store, ipam, NetworkService(store, dp), dp, FakeKernelView(dp))
+    w = World(state, store, ipam, NetworkService(store, dp, FakeFirewall(), FakeReserver()), dp, FakeKernelView(dp))
     pool = await ipam.request_pool(im.RequestPoolRequest(Pool="10.9.0.0/24"))
     w.pool_id = pool.PoolID
     gw = await ipam.request_address(im.RequestAddressRequest(PoolID=pool.PoolID, Options=GW_OPTS))

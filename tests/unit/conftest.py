@@ -13,11 +13,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from http_helpers import Client
 
 from pynetdrv.config import Config
-from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.ipam.service import IpamService
 from pynetdrv.server import build_app
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 
 @asynccontextmanager
@@ -59,13 +61,13 @@ def ipam(store: SQLiteStore, dp: FakeDataplane, config: Config) -> IpamService:
 
 @pytest.fixture
 def net(store: SQLiteStore, dp: FakeDataplane) -> NetworkService:
-    return NetworkService(store, dp)
+    return NetworkService(store, dp, FakeFirewall(), FakeReserver())
 
 
 @pytest.fixture
 async def client(store: SQLiteStore, dp: FakeDataplane, config: Config) -> AsyncIterator[Client]:
     """The plugin's app (build_app), served in-process over TCP."""
-    async with TestClient(TestServer(build_app(store, dp, config))) as c:
+    async with TestClient(TestServer(build_app(store, dp, config, FakeFirewall(), FakeReserver()))) as c:
         yield c
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import netaddr
 
 from pynetdrv.dataplane.base import BridgeSpec, VethSpec
-from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane
 
 
 def bridges(dp: FakeDataplane) -> dict[str, BridgeSpec]:

@@ -26,11 +26,13 @@ from aiohttp import ClientSession, ClientTimeout, UnixConnector
 from hypothesis import settings
 
 from pynetdrv.config import Config, DefaultPool
-from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.reconcile import ReconcileReport, reconcile
 from pynetdrv.server import build_app, unix_site
 from pynetdrv.status import render_status
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 #: PYNETDRV_LONG=1: far more examples, for local runs.
 LONG = os.environ.get("PYNETDRV_LONG", "") not in ("", "0")
@@ -84,7 +86,8 @@ class PluginHarness:
         await store.open()
         stack.push_async_callback(store.close)
         self.last_reconcile = await reconcile(store, self.dp)
-        await stack.enter_async_context(unix_site(build_app(store, self.dp, self.config), self.socket))
+        app = build_app(store, self.dp, self.config, FakeFirewall(), FakeReserver())
+        await stack.enter_async_context(unix_site(app, self.socket))
         session = ClientSession(connector=UnixConnector(path=str(self.socket)), timeout=ClientTimeout(total=30))
         stack.push_async_callback(session.close)
         self.store, self.session, self._stack = store, session, stack

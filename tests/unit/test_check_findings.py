@@ -13,7 +13,7 @@ from pynetdrv.check import KERNEL_CHECKERS, run_checks
 from pynetdrv.check.command import check, render, repair
 from pynetdrv.check.model import DockerEndpoint, DockerNetwork, DockerView, KernelLink
 from pynetdrv.dataplane.base import owner_alias
-from pynetdrv.dataplane.fake import FakeLink
+from tests.fakes.dataplane import FakeLink
 
 # --- agreement ------------------------------------------------------------------
 
@@ -228,8 +228,8 @@ async def test_firewall_checker_reports_drift_and_is_quiet_when_rules_agree() ->
     from pynetdrv.check.kernel_checks import check_firewall
     from pynetdrv.check.model import StateSnapshot
     from pynetdrv.driver.external import firewall_state
-    from pynetdrv.firewall.fake import FakeFirewall
     from pynetdrv.store.base import NetworkRecord
+    from tests.fakes.firewall import FakeFirewall
 
     net = NetworkRecord(network_id="ab" * 32, bridge="pnbr-ababababab", mac="02:00:00:00:00:01", mtu=None,
                         pools=("10.9.0.0/24",))

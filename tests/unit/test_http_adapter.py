@@ -15,9 +15,11 @@ from http_helpers import Client, post, raw_http
 from unit_helpers import GATEWAY_OPTS
 
 from pynetdrv.config import Config
-from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.server import build_app
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 NID = "a" * 64
 EID = "b" * 64
@@ -50,7 +52,7 @@ async def test_empty_body_without_content_type_is_accepted(client: Client, path:
 
 async def test_address_spaces_follow_config(store: SQLiteStore, dp: FakeDataplane) -> None:
     cfg = Config(local_address_space="here", global_address_space="everywhere")
-    async with TestClient(TestServer(build_app(store, dp, cfg))) as c:
+    async with TestClient(TestServer(build_app(store, dp, cfg, FakeFirewall(), FakeReserver()))) as c:
         status, body = await post(c, "/IpamDriver.GetDefaultAddressSpaces")
     assert (status, body) == (200, {"LocalDefaultAddressSpace": "here", "GlobalDefaultAddressSpace": "everywhere"})
 

@@ -14,10 +14,12 @@ from http_helpers import post
 from pynetdrv.api.plugin import ACTIVATE, PATHS, plugin_routes
 from pynetdrv.api.routes import MAX_BODY, Gate, Route, add_routes
 from pynetdrv.config import Config
-from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.ipam.service import IpamService
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 #: Long enough for a call that does not wait at the gate to have been answered many times over.
 SETTLE = 0.3
@@ -31,7 +33,8 @@ def _gated_app(gate: Gate) -> web.Application:
 
 def _routes(store: SQLiteStore) -> list[Route]:
     dp = FakeDataplane()
-    return plugin_routes(NetworkService(store, dp), IpamService(store, Config(), dp.host_routes))
+    return plugin_routes(NetworkService(store, dp, FakeFirewall(), FakeReserver()),
+                         IpamService(store, Config(), dp.host_routes))
 
 
 def test_paths_are_exactly_the_paths_of_the_route_table(store: SQLiteStore) -> None:

@@ -16,10 +16,12 @@ from http_helpers import Client, post
 from unit_helpers import load_recording
 
 from pynetdrv.config import Config
-from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.reconcile import reconcile
 from pynetdrv.server import build_app
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 
 async def test_recorded_create_with_unknown_o_keys_is_accepted_and_logged(
@@ -64,7 +66,7 @@ class Replayer:
         self.calls = 0
 
     async def start(self) -> None:
-        self.client = TestClient(TestServer(build_app(self.store, self.dp, Config())))
+        self.client = TestClient(TestServer(build_app(self.store, self.dp, Config(), FakeFirewall(), FakeReserver())))
         await self.client.start_server()
 
     async def stop(self) -> None:

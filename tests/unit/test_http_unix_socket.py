@@ -14,9 +14,11 @@ from aiohttp import ClientSession, UnixConnector
 from http_helpers import raw_http
 
 from pynetdrv.config import Config
-from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.server import build_app, unix_site
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 
 async def test_unix_site_mode_0660_serves_and_removes_socket(tmp_path: Path, store: SQLiteStore,
@@ -24,7 +26,7 @@ async def test_unix_site_mode_0660_serves_and_removes_socket(tmp_path: Path, sto
     sock = tmp_path / "run" / "pn.sock"
     sock.parent.mkdir()
     sock.write_text("stale leftover of a dead instance")
-    async with unix_site(build_app(store, dp, Config()), sock):
+    async with unix_site(build_app(store, dp, Config(), FakeFirewall(), FakeReserver()), sock):
         st = os.stat(sock)
         assert stat.S_ISSOCK(st.st_mode)
         assert stat.S_IMODE(st.st_mode) == 0o660
@@ -46,7 +48,7 @@ async def test_unix_site_removes_socket_when_the_body_raises(tmp_path: Path, sto
                                                              dp: FakeDataplane) -> None:
     sock = tmp_path / "p.sock"
     with pytest.raises(RuntimeError, match="boom"):
-        async with unix_site(build_app(store, dp, Config()), sock):
+        async with unix_site(build_app(store, dp, Config(), FakeFirewall(), FakeReserver()), sock):
             assert sock.exists()
             raise RuntimeError("boom")
     assert not sock.exists()

@@ -12,10 +12,10 @@ from unit_helpers import GATEWAY_OPTS, allocated, free_ranges
 
 from pynetdrv.api import ipam_models as m
 from pynetdrv.config import Config, DefaultPool
-from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.errors import Conflict, InvalidParameter, NotFound, PynetdrvError, Unavailable
 from pynetdrv.ipam.service import IpamService
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane
 
 
 def pool_req(pool: str = "", sub: str = "", v6: bool = False, space: str = "local",

@@ -14,11 +14,11 @@ from driver_requests import EID, EID2, NID, NID2, create_req, ep_req, join_req, 
 from fake_dataplane_views import bridges, is_local_unicast, snapshot, veths
 
 from pynetdrv.api import network_models as nm
-from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.driver.naming import IFNAMSIZ, veth_names
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.errors import Conflict, Internal, InvalidParameter, NotFound
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane
 
 # CreateEndpoint -------------------------------------------------------------------------------
 
@@ -237,22 +237,6 @@ async def test_delete_endpoint_with_kernel_failure_forgets_it_and_reconcile_clea
 
 def eid(i: int) -> str:
     return f"{i:04x}" + "c" * 60
-
-
-async def test_create_endpoint_tells_the_dataplane_when_others_wait(net: NetworkService, dp: FakeDataplane) -> None:
-    """Alone: others_waiting False, so the kernel step may hold the loop
-    briefly; in a burst the ones with calls queued behind say so."""
-    await net.create_network(create_req())
-    await net.create_endpoint(ep_req(eid(100), address="10.1.2.1/16"))
-    assert dp.veth_hints[-1][1:] == (True, False)
-    dp.veth_hints.clear()
-    await asyncio.gather(*(net.create_endpoint(ep_req(eid(i), address=f"10.1.2.{i + 2}/16")) for i in range(8)))
-    assert [h[1] for h in dp.veth_hints] == [True] * 8  # all new
-    # The first was alone when it started; the last has nobody behind it.
-    assert [h[2] for h in dp.veth_hints] == [False] + [True] * 6 + [False]
-    dp.veth_hints.clear()
-    await net.create_endpoint(ep_req(eid(100), address="10.1.2.1/16"))  # a retry: the pair exists
-    assert dp.veth_hints == [(dp.veth_hints[0][0], False, False)]
 
 
 async def test_concurrent_create_and_delete_endpoints_stay_consistent(net: NetworkService, dp: FakeDataplane,

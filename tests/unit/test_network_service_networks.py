@@ -12,12 +12,14 @@ from unit_helpers import GATEWAY_OPTS
 
 from pynetdrv.api import ipam_models as im
 from pynetdrv.api import network_models as nm
-from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.driver.naming import IFNAMSIZ
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.errors import Conflict, Internal, InvalidParameter, PynetdrvError
 from pynetdrv.ipam.service import IpamService
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 # CreateNetwork --------------------------------------------------------------------------------
 
@@ -37,13 +39,14 @@ async def test_bridge_name_and_mac_are_stable_per_network(store: SQLiteStore) ->
     seen = []
     for _ in range(2):
         dp = FakeDataplane()
-        svc = NetworkService(store, dp)
+        svc = NetworkService(store, dp, FakeFirewall(), FakeReserver())
         await svc.create_network(create_req())
         seen.append(next(iter(bridges(dp).values())))
         await svc.delete_network(nm.NetworkRef(NetworkID=NID))
     assert (seen[0].name, seen[0].mac) == (seen[1].name, seen[1].mac)
     other = FakeDataplane()
-    await NetworkService(store, other).create_network(create_req(NID2, v4=[("10.2.0.0/16", "10.2.0.1/16")]))
+    await NetworkService(store, other, FakeFirewall(), FakeReserver()).create_network(
+        create_req(NID2, v4=[("10.2.0.0/16", "10.2.0.1/16")]))
     spec2 = next(iter(bridges(other).values()))
     assert spec2.name != seen[0].name and spec2.mac != seen[0].mac
 

@@ -35,9 +35,11 @@ from pydantic import BaseModel
 from pynetdrv.api import plugin
 from pynetdrv.api.routes import CONTENT_TYPE, MAX_BODY, MAX_DEPTH
 from pynetdrv.config import Config
-from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.ipam.service import IpamService
+from tests.fakes.dataplane import FakeDataplane
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 POOL = "10.227.0.0/24"
 POOL_ID = f"local/{POOL}"
@@ -50,7 +52,8 @@ def _routes() -> list[Any]:
     from pynetdrv.store.sqlite import SQLiteStore
 
     store = SQLiteStore(":memory:")  # never opened: only the route table is read
-    return plugin.plugin_routes(NetworkService(store, FakeDataplane()), IpamService(store, Config(), FakeDataplane().host_routes))
+    return plugin.plugin_routes(NetworkService(store, FakeDataplane(), FakeFirewall(), FakeReserver()),
+                                IpamService(store, Config(), FakeDataplane().host_routes))
 
 
 ROUTES = {r.path: r.request for r in _routes()}

@@ -12,16 +12,16 @@ import pytest
 from driver_requests import EID, EID2, NID, NID2, create_req, ep_req, join_req, ref
 
 from pynetdrv.api import network_models as nm
-from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.errors import Conflict, Internal, InvalidParameter
-from pynetdrv.firewall.fake import FakeFirewall
 from pynetdrv.firewall.model import FirewallState, NetworkRules, PortRule
-from pynetdrv.ports.fake import FakeReserver
 from pynetdrv.ports.reserver import DYNAMIC
 from pynetdrv.reconcile import reconcile
 from pynetdrv.store.base import PortMapping
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 BRIDGE = "pnbr-fa3c5b26e4"
 

@@ -10,10 +10,12 @@ import pytest
 
 from pynetdrv.api import network_models as nm
 from pynetdrv.dataplane.base import BridgeSpec, VethSpec, owner_alias
-from pynetdrv.dataplane.fake import FakeDataplane, FakeLink
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.reconcile import reconcile
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane, FakeLink
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 NID = "fa3c5b26e4d633f0ed05677ce5c371fbdad26153b46ee011a60c4a95cc566069"
 NID2 = "aad8b42cf9ce079beb713487cec538cd22f0d6a6650482bd662c8d560e690059"
@@ -25,7 +27,7 @@ GHOST_EP = "fedcba9876543210" * 4
 
 async def build(store: SQLiteStore, dp: FakeDataplane) -> NetworkService:
     """Two networks; on the first a joined and a not-yet-joined endpoint."""
-    svc = NetworkService(store, dp)
+    svc = NetworkService(store, dp, FakeFirewall(), FakeReserver())
     for nid, pool in ((NID, "10.1.0"), (NID2, "10.2.0")):
         await svc.create_network(nm.CreateNetworkRequest(
             NetworkID=nid, Options={"com.docker.network.generic": {"com.docker.network.driver.mtu": "1450"}},

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from http_helpers import Client, post
 
-from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.driver.naming import valid_ifname
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane
 
 NID = "fa3c5b26e4d633f0ed05677ce5c371fbdad26153b46ee011a60c4a95cc566069"
 EID = "2998f72c5e354322daf63ecba9dc084588134edb492ddc99e317b72693b40d02"

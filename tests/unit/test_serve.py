@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -16,12 +18,14 @@ import pytest
 from pynetdrv.api import network_models as nm
 from pynetdrv.config import Config
 from pynetdrv.dataplane.base import OwnedLink
-from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.driver.service import NetworkService
-from pynetdrv.firewall.fake import FakeFirewall
-from pynetdrv.ports.fake import FakeReserver
+from pynetdrv.lock import StateLock
 from pynetdrv.server import serve
 from pynetdrv.store.sqlite import SQLiteStore
+from pynetdrv.store.sqlite_file import StateFileError
+from tests.fakes.dataplane import FakeDataplane
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 
 async def _activate(sock: Path) -> int:
@@ -53,7 +57,7 @@ async def test_sigterm_with_networks_keeps_everything(tmp_path: Path) -> None:
     store = SQLiteStore(config.state)
     await store.open()
     dp = FakeDataplane()
-    await NetworkService(store, dp).create_network(nm.CreateNetworkRequest(
+    await NetworkService(store, dp, FakeFirewall(), FakeReserver()).create_network(nm.CreateNetworkRequest(
         NetworkID="ab" * 32, IPv4Data=[nm.IPAMData(Pool="10.7.0.0/24", Gateway="10.7.0.1/24")]))
     await store.close()
     fw = FakeFirewall()
@@ -135,7 +139,35 @@ async def test_a_failed_reconcile_answers_waiting_calls_503_and_stops_serving(tm
     assert not waiting.done()
     dp.release.set()
     status, body = await asyncio.wait_for(waiting, 10)
-    assert status == 503 and "netlink went away" in body["Err"], body
+    assert status == 503 and "start-up failed in reconcile: RuntimeError: netlink went away" in body["Err"], body
     with pytest.raises(RuntimeError, match="netlink went away"):
         await asyncio.wait_for(task, 15)
     assert not config.socket.exists(), "socket left behind after a failed start"
+
+
+# Components: the daemon's start and stop in the log, failures at each end -------------------
+
+async def test_the_log_names_each_start_and_stop_in_order(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="pynetdrv")
+    config = Config(socket=tmp_path / "p.sock", state=tmp_path / "s.db")
+    await _run_and_stop(config, FakeDataplane(), FakeFirewall())
+    messages = caplog.messages
+    assert f"starting store (sqlite:{config.state})" in messages
+    started = [m.removeprefix("started ").rsplit(" in ", 1)[0]
+               for m in messages if re.fullmatch(r"started .+ in \d+ ms", m)]
+    stopped = [m.removeprefix("stopping ") for m in messages if m.startswith("stopping ")]
+    assert started[:3] == ["state lock", "store", "socket"] and started[-1] == "firewall keeper"
+    assert stopped == started[::-1]
+    assert messages.index("shutting down") < messages.index("stopping firewall keeper")
+
+
+async def test_a_store_that_cannot_open_fails_before_the_socket(tmp_path: Path) -> None:
+    config = Config(socket=tmp_path / "p.sock", state=tmp_path / "s.db")
+    config.state.mkdir()  # not a database file
+    with pytest.raises(StateFileError) as failure:
+        await serve(config, dataplane=FakeDataplane(), firewall=FakeFirewall(), ports=FakeReserver())
+    assert str(config.state) in str(failure.value)
+    assert not config.socket.exists(), "Docker saw a socket of a daemon that could not open its state"
+    lock = StateLock(config.state)
+    lock.acquire()  # released by the failed start
+    lock.release()

@@ -13,11 +13,13 @@ import pytest
 from driver_requests import EID, EID2, NID, create_req, ep_req, ref
 
 from pynetdrv.api import network_models as nm
-from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.errors import Internal
 from pynetdrv.store.base import EndpointRecord, NetworkRecord
 from pynetdrv.store.sqlite import SQLiteStore, describe_error
+from tests.fakes.dataplane import FakeDataplane
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 FULL = "state file /x/state.db: database or disk is full (SQLITE_FULL: ...)"
 
@@ -59,7 +61,7 @@ async def full_store(tmp_path: Path) -> DiskFullStore:
 
 async def test_delete_network_that_cannot_be_forgotten_puts_its_links_back(full_store: DiskFullStore) -> None:
     dp = FakeDataplane()
-    svc = NetworkService(full_store, dp)
+    svc = NetworkService(full_store, dp, FakeFirewall(), FakeReserver())
     await svc.create_network(create_req())
     await svc.create_endpoint(ep_req())
     links_before = {name: link.spec for name, link in dp.links.items()}
@@ -75,7 +77,7 @@ async def test_delete_network_that_cannot_be_forgotten_puts_its_links_back(full_
 
 async def test_create_calls_on_a_full_store_leave_no_link(full_store: DiskFullStore) -> None:
     dp = FakeDataplane()
-    svc = NetworkService(full_store, dp)
+    svc = NetworkService(full_store, dp, FakeFirewall(), FakeReserver())
     await svc.create_network(create_req())
     await svc.create_endpoint(ep_req())
     full_store.full = True

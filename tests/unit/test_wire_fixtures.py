@@ -15,10 +15,12 @@ from pynetdrv.api.base_model import Wire
 from pynetdrv.api.plugin import plugin_routes
 from pynetdrv.api.routes import Route
 from pynetdrv.config import Config
-from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.ipam.service import IpamService
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 EMPTY_BODY_CALLS = {
     "/Plugin.Activate",
@@ -32,7 +34,8 @@ def _routes() -> dict[str, Route]:
     # The services are never called here; an unopened store is enough.
     store = SQLiteStore(":memory:")
     dp = FakeDataplane()
-    routes = plugin_routes(NetworkService(store, dp), IpamService(store, Config(), dp.host_routes))
+    routes = plugin_routes(NetworkService(store, dp, FakeFirewall(), FakeReserver()),
+                           IpamService(store, Config(), dp.host_routes))
     return {r.path: r for r in routes}
 
 

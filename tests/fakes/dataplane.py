@@ -41,9 +41,6 @@ class FakeDataplane:
     #: Name of a method to fail once, to test undo paths.
     fail_next: str | None = None
     instance: str = DEFAULT_INSTANCE
-    #: (host name, expect_new, others_waiting) of each ensure_veth: the hints
-    #: the service gave.
-    veth_hints: list[tuple[str, bool, bool]] = field(default_factory=list)
 
     def add_foreign(self, name: str, kind: str = "dummy") -> None:
         self.links[name] = FakeLink(name, kind, None)
@@ -73,8 +70,7 @@ class FakeDataplane:
     async def remove_bridge(self, name: str, network_id: str) -> None:
         self._remove(name, owner_alias("bridge", network_id, self.instance), "remove_bridge")
 
-    async def ensure_veth(self, spec: VethSpec, expect_new: bool = False, others_waiting: bool = False) -> None:
-        self.veth_hints.append((spec.host_name, expect_new, others_waiting))
+    async def ensure_veth(self, spec: VethSpec) -> None:
         await asyncio.sleep(0)  # a kernel step suspends the caller, as the real one's netlink reply does
         alias = owner_alias("veth", spec.endpoint_id, self.instance)
         self._claim(spec.host_name, alias)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .base import FirewallError
-from .model import FirewallState
+from pynetdrv.firewall.base import FirewallError
+from pynetdrv.firewall.model import FirewallState
 
 
 class FakeFirewall:

@@ -3,8 +3,8 @@ host process holds (``host_taken``)."""
 
 from __future__ import annotations
 
-from .bindings import PortRequest
-from .reserver import Key, PortTable, _refused
+from pynetdrv.ports.bindings import PortRequest
+from pynetdrv.ports.reserver import Key, PortTable, _refused
 
 
 class FakeReserver(PortTable):
