@@ -139,7 +139,8 @@ def answers(ipam: StandInIpam) -> dict[str, Callable[[dict[str, Any]], dict[str,
         "/Plugin.Activate": _constant({"Implements": ["NetworkDriver", "IpamDriver"]}),
         "/NetworkDriver.GetCapabilities": _constant({"Scope": "local", "ConnectivityScope": "local"}),
         # With RequiresMACAddress dockerd makes the MAC before the IPAM call: it then comes in
-        # RequestAddress's Options and in CreateEndpoint's Interface (pynetdrv asks the same).
+        # RequestAddress's Options and in CreateEndpoint's Interface, as in the first recordings
+        # the tests were written against (pynetdrv itself does not ask for it).
         "/IpamDriver.GetCapabilities": _constant({"RequiresMACAddress": True}),
         "/IpamDriver.GetDefaultAddressSpaces": _constant(
             {"LocalDefaultAddressSpace": "local", "GlobalDefaultAddressSpace": "global"}),
