@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -17,9 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from as_user import NOBODY, run_as
 from state_daemon import SOCKET_NAME, Daemon, run_to_exit
 
-NOBODY = 65534
+from pynetdrv import cli
 
 
 @pytest.fixture
@@ -105,19 +107,34 @@ def test_the_listener_check_sees_a_real_listener(nsname: str) -> None:
         proc.stdout.close()
 
 
-def test_serve_as_non_root_is_one_line_and_exit_1(tmp_path: Path) -> None:
-    work = tmp_path / "nobody"
-    work.mkdir()
-    os.chown(work, NOBODY, NOBODY)
-    sock, state = work / "x.sock", work / "state.db"
-    proc = subprocess.run(
-        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-         sys.executable, "-m", "pynetdrv", "serve", "--socket", str(sock), "--state", str(state)],
-        capture_output=True, text=True, timeout=60, check=False)
+@pytest.fixture
+def nobodys_dir() -> Iterator[Path]:
+    """A directory user nobody can reach and write (mode 0700, owned by nobody, in /tmp):
+    whatever nobody's process creates before its root check would land here."""
+    work = Path(tempfile.mkdtemp(prefix="pynetdrv-nobody-", dir="/tmp"))
+    try:
+        os.chown(work, NOBODY, NOBODY)
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_nobody_can_write_in_its_dir(nobodys_dir: Path) -> None:
+    """Control for the test below: nobody's process could create files there."""
+    probe = nobodys_dir / "probe"
+    assert run_as(NOBODY, NOBODY, lambda: probe.touch() or 0).returncode == 0
+    assert probe.exists() and os.stat(probe).st_uid == NOBODY
+
+
+def test_serve_as_non_root_is_one_line_and_exit_1(nobodys_dir: Path) -> None:
+    """`pynetdrv serve` run by uid 65534: the CLI's entry point (what `python -m pynetdrv`
+    runs), in a process that really is nobody, wherever the checkout is."""
+    sock, state = nobodys_dir / "x.sock", nobodys_dir / "state.db"
+    proc = run_as(NOBODY, NOBODY, lambda: cli.main(["serve", "--socket", str(sock), "--state", str(state)]))
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "must run as root" in lines[0] and f"uid {NOBODY}" in lines[0], proc.stderr
-    assert os.listdir(work) == [], "nothing may be created before the check"
+    assert os.listdir(nobodys_dir) == [], "nothing may be created before the check"
 
 
 def test_state_file_owned_by_another_user_is_refused(nsname: str, tmp_path: Path) -> None:
@@ -144,6 +161,19 @@ def test_planted_lock_symlink_is_not_followed(nsname: str, tmp_path: Path) -> No
     assert not state.exists()
 
 
+def connect_as_client(sock: Path) -> int:
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(str(sock))
+    except PermissionError:
+        print("refused")
+    else:
+        print("connected")
+    finally:
+        s.close()
+    return 0
+
+
 def test_the_socket_refuses_a_non_root_client(nsname: str, tmp_path: Path) -> None:
     """0660 root:root: another user cannot even connect, though the socket's
     directory lets everyone through (as /run/docker/plugins does)."""
@@ -152,13 +182,7 @@ def test_the_socket_refuses_a_non_root_client(nsname: str, tmp_path: Path) -> No
         os.chmod(rundir, 0o711)
         d = Daemon(nsname, rundir / SOCKET_NAME, tmp_path / "state.db", tmp_path / "log")
         try:
-            code = ("import socket, sys\n"
-                    "s = socket.socket(socket.AF_UNIX)\n"
-                    "try:\n    s.connect(sys.argv[1])\nexcept PermissionError:\n    print('refused')\n"
-                    "else:\n    print('connected')\n")
-            proc = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                                   sys.executable, "-c", code, str(d.sock)],
-                                  capture_output=True, text=True, timeout=60, check=False)
+            proc = run_as(NOBODY, NOBODY, lambda: connect_as_client(d.sock))
             assert proc.stdout.strip() == "refused", (proc.stdout, proc.stderr)
             assert d.call("/Plugin.Activate")[0] == 200  # and root can
         finally:

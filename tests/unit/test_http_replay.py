@@ -1,5 +1,5 @@
-"""Replaying what Docker really sent: the recorded sessions (/work/shared/
-reference) sent to the HTTP surface, served in-process by aiohttp exactly as
+"""Replaying what Docker really sent: the sessions recorded by tools/tracer
+(tests/fixtures/traces, one set per engine) sent to the HTTP surface, served in-process by aiohttp exactly as
 the daemon serves it, with every reply and the resulting state checked."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import netaddr
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from http_helpers import Client, post
-from unit_helpers import load_recording
+from unit_helpers import RECORDINGS, load_recording
 
 from pynetdrv.config import Config
 from pynetdrv.reconcile import reconcile
@@ -22,6 +22,7 @@ from pynetdrv.store.sqlite import SQLiteStore
 from tests.fakes.dataplane import FakeDataplane
 from tests.fakes.firewall import FakeFirewall
 from tests.fakes.ports import FakeReserver
+from tools.tracer.script import PLUGIN_RESTART
 
 
 async def test_recorded_create_with_unknown_o_keys_is_accepted_and_logged(
@@ -237,8 +238,7 @@ class Replayer:
         assert not [link for link in self.dp.links.values() if link.alias and body["NetworkID"] in link.alias]
 
 
-@pytest.mark.parametrize("recording", ["docker-20.10-calls.jsonl", "docker-26.1-calls.jsonl",
-                                       "docker-20.10-daemon-restart.jsonl"])
+@pytest.mark.parametrize("recording", RECORDINGS)
 async def test_replay_recorded_docker_session(tmp_path: Path, recording: str) -> None:
     """Network create with our IPAM, container run, connect, disconnect,
     restart, network rm (and a plugin restart in the middle): every call 200."""
@@ -250,7 +250,7 @@ async def test_replay_recorded_docker_session(tmp_path: Path, recording: str) ->
     await r.start()
     try:
         for line in load_recording(recording):
-            if line.get("step") == "plugin killed and restarted":
+            if line.get("step") == PLUGIN_RESTART:
                 await r.stop()
                 await store.close()
                 store = r.store = SQLiteStore(db)
@@ -261,7 +261,7 @@ async def test_replay_recorded_docker_session(tmp_path: Path, recording: str) ->
             elif "call" in line:
                 await r.send(line["call"], line["body"])
         assert r.calls == sum("call" in line for line in load_recording(recording))
-        if recording == "docker-20.10-daemon-restart.jsonl":
+        if recording.endswith("-daemon-restart.jsonl"):
             # The network and the re-created container stay.
             assert len(await store.list_networks()) == 1 and len(await store.list_endpoints()) == 1
             assert len(dp.links) == 3

@@ -1,5 +1,5 @@
-"""Every request body a real dockerd sent (20.10.24 and 26.1.5, recorded by a
-stand-in plugin) validates against the model the route table assigns to its
+"""Every request body a real dockerd sent (each engine the suite runs on, recorded
+by the stand-in plugin tools/tracer into tests/fixtures/traces) validates against the model the route table assigns to its
 path, and the fields that matter come out of the model unchanged."""
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def assert_covers(recorded: Any, dumped: Any, where: str = "body") -> None:
 
 
 def test_recordings_cover_the_main_calls() -> None:
+    assert RECORDINGS, "no recorded traces in tests/fixtures/traces"
     seen = {p.values[0]["call"] for p in CALLS}
     for call in ("/IpamDriver.RequestPool", "/IpamDriver.RequestAddress", "/NetworkDriver.CreateNetwork",
                  "/NetworkDriver.CreateEndpoint", "/NetworkDriver.Join", "/NetworkDriver.Leave",

@@ -4,6 +4,7 @@ directory is on sys.path)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +16,34 @@ from pynetdrv.ipam.service import IpamService
 from pynetdrv.store.open import open_snapshot
 from pynetdrv.store.sqlite import SQLiteStore
 
-#: /work/shared/reference, found relative to this file (tests/unit/ -> repo -> work).
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
-RECORDINGS = ("docker-20.10-calls.jsonl", "docker-26.1-calls.jsonl", "docker-20.10-daemon-restart.jsonl")
+REPO = Path(__file__).resolve().parents[2]
+#: The dockerd traces recorded by tools/tracer (docker-<engine>-<scenario>.jsonl), in the repo.
+TRACES = REPO / "tests" / "fixtures" / "traces"
+#: Every recorded trace, e.g. docker-20.10-calls.jsonl, docker-26.1-daemon-restart.jsonl.
+RECORDINGS = tuple(sorted(p.name for p in TRACES.glob("docker-*.jsonl")))
 
 GATEWAY_OPTS = {"RequestAddressType": "com.docker.network.gateway"}
 
 
+def suite_engines() -> list[str]:
+    """The engines the suite runs on by default: integration/engines.py's DEFAULT_ENGINES, or
+    (before that module) scripts/test's ${PYNETDRV_ENGINES:-...} default."""
+    engines_py = REPO / "integration" / "engines.py"
+    if engines_py.is_file():
+        match = re.search(r'^DEFAULT_ENGINES = "([^"]*)"', engines_py.read_text(), re.MULTILINE)
+    else:
+        match = re.search(r"PYNETDRV_ENGINES:-([^}]*)}", (REPO / "scripts" / "test").read_text())
+    if match is None:
+        pytest.fail("found no default engine list in integration/engines.py or scripts/test", pytrace=False)
+    return match.group(1).replace(",", " ").split()
+
+
 def load_recording(name: str) -> list[dict[str, Any]]:
     """Every line of a recorded trace, steps included; fails loudly if the
-    reference material is missing rather than silently testing nothing."""
-    path = REFERENCE / name
+    trace is missing rather than silently testing nothing."""
+    path = TRACES / name
     if not path.is_file():
-        pytest.fail(f"recorded Docker trace {path} is missing (expected /work/shared/reference)", pytrace=False)
+        pytest.fail(f"recorded Docker trace {path} is missing (record it: tools/tracer/README.md)", pytrace=False)
     lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if not any("call" in line for line in lines):
         pytest.fail(f"recorded Docker trace {path} holds no calls", pytrace=False)
