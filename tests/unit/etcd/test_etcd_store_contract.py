@@ -31,7 +31,7 @@ async def _store(server: EtcdServer, prefix: bytes) -> AsyncIterator[EtcdSharedS
 
 
 @pytest.fixture
-async def book(etcd_server: EtcdServer, etcd_prefix: bytes) -> AsyncIterator[EtcdSharedStore]:  # noqa: F811
+async def book(etcd_server: EtcdServer, etcd_prefix: bytes) -> AsyncIterator[EtcdSharedStore]:
     async for s in _store(etcd_server, etcd_prefix):
         yield s
 

@@ -92,6 +92,6 @@ async def test_etcd_down_fails_within_a_bound_naming_etcd_and_the_same_store_rec
                     raise
                 await asyncio.sleep(0.1)
         after_more = [await alloc.reserve("p", None, "dynamic") for _ in range(2)]
-        handed = before + [after] + after_more
+        handed = [*before, after, *after_more]
         assert handed == [f"10.77.0.{i}" for i in range(1, 7)]  # round robin resumed, nothing twice
         assert [a.address for a in await store.allocations("p")] == handed  # nothing written while down
