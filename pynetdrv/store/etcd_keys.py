@@ -7,7 +7,9 @@
 - ``alloc/<pool_id>/<address as fixed-width lowercase hex>``: one held address, JSON
   ``{"kind", "owner"}``.  Fixed width (8 hex digits for IPv4, 32 for IPv6) makes etcd's byte-ordered
   range reads return addresses in numeric order;
-- ``networks/<network_id>``: the network record as JSON; its etcd version is the record's version.
+- ``networks/<network_id>``: the network record as JSON; its etcd version is the record's version;
+- ``pools-changed``, ``networks-changed``: put (empty) with every pool creation / network write, and
+  compared by them, so the overlap and bridge-name checks are atomic with the write across hosts.
 
 Pool and network ids are percent-quoted so a ``/`` in an id cannot reach into another key range.
 """
@@ -39,6 +41,12 @@ class Keys:
 
     def alloc(self, pool_id: str, addr: int, family: int) -> bytes:
         return self.allocs(pool_id) + addr_hex(addr, family)
+
+    def pools_changed(self) -> bytes:
+        return self.prefix + b"pools-changed"
+
+    def networks_changed(self) -> bytes:
+        return self.prefix + b"networks-changed"
 
     def networks(self) -> bytes:
         return self.prefix + b"networks/"

@@ -17,7 +17,7 @@ import netaddr
 from aetcd import rpc  # type: ignore[import-untyped]
 
 from pynetdrv.cluster.etcd import EtcdClient
-from pynetdrv.cluster.kv import KV, Compare, Delete, Get, Put, absent
+from pynetdrv.cluster.kv import KV, Compare, Delete, Get, Put, absent, mod_revision_is
 from pynetdrv.errors import Conflict, VersionConflict
 from pynetdrv.ipam.addresses import parse_cidr
 from pynetdrv.ipam.allocator import range_bounds
@@ -73,16 +73,25 @@ class EtcdSharedStore:
 
     # -- pools -----------------------------------------------------------------------------------------
     async def add_pool(self, pool: PoolRecord) -> None:
+        """The overlap check and the creation are atomic across hosts: every pool creation also puts
+        the ``pools-changed`` key, and the creation commits only if that key is as it was before the
+        pools were read (else: read again)."""
         net = parse_cidr(pool.cidr, "pool")
-        for other in await self.list_pools():
-            o = netaddr.IPNetwork(other.cidr)
-            if o.version == net.version and o.first <= net.last and o.last >= net.first:
-                raise Conflict(f"pool {pool.cidr} overlaps pool {other.cidr} already in use by pynetdrv")
-        k, c = self.keys.pool(pool.pool_id), self.keys.cursor(pool.pool_id)
+        k, c, mark = self.keys.pool(pool.pool_id), self.keys.cursor(pool.pool_id), self.keys.pools_changed()
         cursor = range_bounds(pool)[0]
-        r = await self.client.txn([absent(k), absent(c)], [Put(k, _pool_json(pool)), Put(c, b"%x" % cursor)])
-        if not r.succeeded:
-            raise Conflict(f"pool {pool.pool_id} already exists")
+        while True:
+            seen = await self.client.get(mark)
+            for other in await self.list_pools():
+                o = netaddr.IPNetwork(other.cidr)
+                if o.version == net.version and o.first <= net.last and o.last >= net.first:
+                    raise Conflict(f"pool {pool.cidr} overlaps pool {other.cidr} already in use by pynetdrv")
+            r = await self.client.txn(
+                [absent(k), absent(c), mod_revision_is(mark, seen.mod_revision if seen else 0)],
+                [Put(k, _pool_json(pool)), Put(c, b"%x" % cursor), Put(mark, b"")], [Get(k)])
+            if r.succeeded:
+                return
+            if r.gets[0] is not None:
+                raise Conflict(f"pool {pool.pool_id} already exists")
 
     async def get_pool(self, pool_id: str) -> PoolRecord | None:
         kv = await self.client.get(self.keys.pool(pool_id))
@@ -190,17 +199,26 @@ class EtcdSharedStore:
 
     # -- networks --------------------------------------------------------------------------------------
     async def put_network(self, network: NetworkRecord, expected_version: int) -> int:
-        k = self.keys.network(network.network_id)
-        for other in await self.list_networks():
-            if other.bridge == network.bridge and other.network_id != network.network_id:
-                raise Conflict(f"bridge name {network.bridge} is already used by network {other.network_id[:12]}")
+        """The bridge-name check is atomic with the write the same way as pools' overlap check (the
+        ``networks-changed`` key)."""
+        k, mark = self.keys.network(network.network_id), self.keys.networks_changed()
         data = dataclasses.asdict(network)
         del data["version"]
         cmp = absent(k) if expected_version == 0 else Compare(k, "version", "==", expected_version)
-        r = await self.client.txn([cmp], [Put(k, json.dumps(data).encode())], [Get(k)])
-        if r.succeeded:
-            return expected_version + 1
-        now = r.gets[0]
+        while True:
+            seen = await self.client.get(mark)
+            for other in await self.list_networks():
+                if other.bridge == network.bridge and other.network_id != network.network_id:
+                    raise Conflict(
+                        f"bridge name {network.bridge} is already used by network {other.network_id[:12]}")
+            r = await self.client.txn([cmp, mod_revision_is(mark, seen.mod_revision if seen else 0)],
+                                      [Put(k, json.dumps(data).encode()), Put(mark, b"")], [Get(k)])
+            if r.succeeded:
+                return expected_version + 1
+            now = r.gets[0]
+            if (now.version if now else 0) == expected_version:
+                continue  # only the mark moved: another network changed meanwhile; check again
+            break
         stored = now.version if now else 0
         name = f"network {network.network_id[:12]}"
         if not expected_version:

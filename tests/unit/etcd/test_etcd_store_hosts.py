@@ -95,3 +95,30 @@ async def test_etcd_down_fails_within_a_bound_naming_etcd_and_the_same_store_rec
         handed = [*before, after, *after_more]
         assert handed == [f"10.77.0.{i}" for i in range(1, 7)]  # round robin resumed, nothing twice
         assert [a.address for a in await store.allocations("p")] == handed  # nothing written while down
+
+
+async def test_two_hosts_adding_overlapping_pools_at_once_one_wins(etcd_server: EtcdServer,
+                                                                  etcd_prefix: bytes) -> None:
+    url = f"etcd://{etcd_server.endpoint}"
+    async with EtcdClient.from_url(url, timeout=5) as c1, EtcdClient.from_url(url, timeout=5) as c2:
+        h1, h2 = EtcdSharedStore(c1, etcd_prefix), EtcdSharedStore(c2, etcd_prefix)
+        for i in range(10):
+            a, b = PoolRecord(f"a{i}", "global", f"10.{i}.0.0/16"), PoolRecord(f"b{i}", "global", f"10.{i}.128.0/17")
+            done = await asyncio.gather(h1.add_pool(a), h2.add_pool(b), return_exceptions=True)
+            assert sorted(type(x).__name__ for x in done) == ["Conflict", "NoneType"]
+            assert len([p for p in await h1.list_pools() if p.pool_id in (a.pool_id, b.pool_id)]) == 1
+
+
+async def test_first_free_pages_past_many_allocations(etcd_server: EtcdServer, etcd_prefix: bytes) -> None:
+    """More allocated keys than one range page: the gap after them is still found."""
+    async with EtcdClient.from_url(f"etcd://{etcd_server.endpoint}", timeout=5) as c:
+        store = EtcdSharedStore(c, etcd_prefix)
+        await store.add_pool(PoolRecord("big", "global", "10.78.0.0/22"))
+        base = int(netaddr.IPAddress("10.78.0.0"))
+        held = [a for a in range(base + 1, base + 701) if a != base + 600]
+        for i in range(0, len(held), 50):
+            await asyncio.gather(*(store.reserve("big", a, "static") for a in held[i:i + 50]))
+        assert await store.first_free("big", base + 1, base + 1022) == base + 600
+        assert (await store.reserve("big", base + 600, "static")).outcome == "reserved"
+        assert await store.first_free("big", base + 1, base + 1022) == base + 701
+        assert await store.first_free("big", base + 1, base + 700) is None
