@@ -2,7 +2,8 @@
 
 A reservation is ONE etcd transaction: the allocation key is absent AND the pool exists AND (for an
 automatic reservation) the cursor key is at the expected version -> put the allocation (and the
-cursor).  If it fails, the values read in the failure branch say why: no_pool, moved or taken.  So
+cursor).  If it fails, the values read in the failure branch say why: no_pool, moved or taken.  (One
+read of the immutable pool record comes first, for the address family that sets the key width.)  So
 two hosts can never hold one address, whatever they race on.  Every call is bounded by the client's
 timeout and fails with ``EtcdUnavailable`` naming etcd when it cannot be reached.
 """
