@@ -18,7 +18,7 @@ from pathlib import Path
 from integration.engine_processes import descendants
 from integration.engines import BASE_PATH, ENGINES, answers, spawn_detached
 from integration.pynetdrv_daemon import plugin_ready
-from integration.processes import pid_gone
+from integration.processes import cmdline_of, pid_gone
 from integration.lab.topology import NETNS_DIR, HostSpec, LabError
 
 ENGINE_ENV = "PNLAB_ENGINE"
@@ -68,8 +68,8 @@ def start_host(host: HostSpec, engine: str | None = None) -> None:
     (host.data_dir / "daemon.json").write_text("{}\n")
     if answers(host.client, timeout=5) and plugin_ready(host.plugin_sock):
         return
-    if host_pids(host):
-        stop_host(host)  # half up (a failed earlier `up`): start it again from scratch
+    if host_pids(host, engine_only=True):
+        stop_host(host, engine_only=True)  # half up (a failed earlier `up`): start it again from scratch
     env = {"PATH": path, "HOME": "/root", "LANG": "C.UTF-8", "PYTHONPATH": os.pathsep.join(sys.path)}
     argv = ["unshare", "-m", "--propagation", "private", "nsenter", f"--net={NETNS_DIR / host.netns}",
             "sh", "-c", host_script(host, dockerd)]
@@ -90,8 +90,14 @@ def _netns_inode(host: HostSpec) -> int | None:
         return None
 
 
-def host_pids(host: HostSpec) -> list[int]:
-    """Processes in the host's netns and all their descendants (containers run in their own netns)."""
+def _is_etcd(pid: int) -> bool:
+    argv = cmdline_of(pid)
+    return bool(argv) and os.path.basename(argv[0]) == "etcd"
+
+
+def host_pids(host: HostSpec, engine_only: bool = False) -> list[int]:
+    """Processes in the host's netns and all their descendants (containers run in their own netns);
+    engine_only: without the lab's etcd (h1 hosts it next to its dockerd)."""
     ino = _netns_inode(host)
     if ino is None:
         return []
@@ -99,7 +105,7 @@ def host_pids(host: HostSpec) -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if os.stat(entry / "ns" / "net").st_ino == ino:
+                if os.stat(entry / "ns" / "net").st_ino == ino and not (engine_only and _is_etcd(int(entry.name))):
                     roots.append(int(entry.name))
             except OSError:
                 continue
@@ -109,19 +115,19 @@ def host_pids(host: HostSpec) -> list[int]:
     return sorted(p for p in pids if not pid_gone(p) and p != os.getpid())
 
 
-def stop_host(host: HostSpec, timeout: float = 20) -> list[str]:
+def stop_host(host: HostSpec, timeout: float = 20, engine_only: bool = False) -> list[str]:
     """SIGTERM dockerd (so it stops its containers), then SIGKILL whatever of the host is left."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = host_pids(host)
+        pids = host_pids(host, engine_only)
         for pid in pids:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + (timeout if sig == signal.SIGTERM else 10)
-        while time.monotonic() < deadline and host_pids(host):
+        while time.monotonic() < deadline and host_pids(host, engine_only):
             time.sleep(0.2)
-    left = host_pids(host)
+    left = host_pids(host, engine_only)
     return [f"{host.name}: process {p} survived SIGKILL" for p in left]
 
 

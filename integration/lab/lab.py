@@ -15,9 +15,9 @@ from integration.lab.topology import (DATA_DIR, ETCD_HOST, HOSTS, RUN_DIR, SWITC
 def up(engine: str | None = None) -> None:
     """Build what is missing; a failure leaves things for `down` (which handles any partial lab)."""
     build_underlay()
-    etcd.start_etcd()
     for host in HOSTS:
         start_host(host, engine)
+    etcd.start_etcd()
 
 
 def status() -> tuple[bool, list[str]]:
