@@ -51,7 +51,10 @@ def host_script(host: HostSpec, dockerd: Path) -> str:
     return "\n".join([
         "set -e",
         f"mount --bind {q(str(host.run_dir))} /run",
-        "mount -t sysfs sysfs /sys 2>/dev/null || true",
+        # a fresh sysfs shows this netns's links; the cgroup mounts are carried over onto it
+        "mkdir -p /run/.pnlab-cgroup && mount --rbind /sys/fs/cgroup /run/.pnlab-cgroup",
+        "mount -t sysfs sysfs /sys",
+        "mount --rbind /run/.pnlab-cgroup /sys/fs/cgroup && umount -l /run/.pnlab-cgroup",
         "mkdir -p /run/docker/plugins /run/lock",
         f"{' '.join(q(a) for a in pynetdrv)} >>{q(str(host.data_dir / 'pynetdrv.log'))} 2>&1 &",
         f"exec {' '.join(q(a) for a in dockerd_argv)}",
@@ -129,6 +132,27 @@ def stop_host(host: HostSpec, timeout: float = 20, engine_only: bool = False) ->
             time.sleep(0.2)
     left = host_pids(host, engine_only)
     return [f"{host.name}: process {p} survived SIGKILL" for p in left]
+
+
+def cgroup_dirs(host: HostSpec) -> list[Path]:
+    """The host's --cgroup-parent directories in every cgroup hierarchy (v1 and v2)."""
+    root = Path("/sys/fs/cgroup")
+    name = host.cgroup_parent.strip("/")
+    found = [root / name] if (root / name).is_dir() else []
+    return found + [d / name for d in root.iterdir() if d.is_dir() and (d / name).is_dir()]
+
+
+def remove_cgroups(host: HostSpec) -> list[str]:
+    problems = []
+    for top in cgroup_dirs(host):
+        for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True) + [top]:
+            try:
+                d.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                problems.append(f"{host.name}: cgroup {d}: {e}")
+    return problems
 
 
 def health(host: HostSpec) -> dict[str, bool]:

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from integration.lab import etcd
-from integration.lab.host import health, host_pids, start_host, stop_host
+from integration.lab.host import cgroup_dirs, health, host_pids, remove_cgroups, start_host, stop_host
 from integration.lab.topology import (DATA_DIR, ETCD_HOST, HOSTS, RUN_DIR, SWITCH_NS, build_underlay,
                                       lab_namespaces, remove_underlay)
 
@@ -48,6 +48,7 @@ def down() -> list[str]:
     problems: list[str] = []
     for host in HOSTS:
         problems += stop_host(host)
+        problems += remove_cgroups(host)
     for point in sorted(lab_mounts(), reverse=True):
         os.system(f"umount -l '{point}'")  # noqa: S605 (a path of ours, no user input)
     problems += remove_underlay()
@@ -56,5 +57,6 @@ def down() -> list[str]:
         if d.exists():
             problems.append(f"{d} still exists")
     problems += [f"mount {m} left" for m in lab_mounts()]
+    problems += [f"cgroup {d} left" for h in HOSTS for d in cgroup_dirs(h)]
     problems += [f"{h.name}: pid {p} left" for h in HOSTS for p in host_pids(h)]
     return problems
