@@ -16,7 +16,7 @@ from integration.busybox_image import ensure_busybox_image
 from integration.constants import IMAGE
 from integration.lab import etcd, lab
 from integration.lab.host import cgroup_dirs, host_pids
-from integration.lab.topology import DATA_DIR, ETCD_HOST, HOSTS, RUN_DIR, SWITCH_NS, in_ns, lab_namespaces
+from integration.lab.topology import DATA_DIR, HOSTS, RUN_DIR, SWITCH_NS, in_ns, lab_namespaces
 
 pytestmark = pytest.mark.once
 

@@ -7,19 +7,19 @@ does: that is how `down` finds them, never by name."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from integration.engine_processes import descendants
 from integration.engines import BASE_PATH, ENGINES, answers, spawn_detached
-from integration.pynetdrv_daemon import plugin_ready
-from integration.processes import cmdline_of, pid_gone
 from integration.lab.topology import NETNS_DIR, HostSpec, LabError
+from integration.processes import cmdline_of, pid_gone
+from integration.pynetdrv_daemon import plugin_ready
 
 ENGINE_ENV = "PNLAB_ENGINE"
 DEFAULT_ENGINE = "20.10"
@@ -123,10 +123,8 @@ def stop_host(host: HostSpec, timeout: float = 20, engine_only: bool = False) ->
     for sig in (signal.SIGTERM, signal.SIGKILL):
         pids = host_pids(host, engine_only)
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + (timeout if sig == signal.SIGTERM else 10)
         while time.monotonic() < deadline and host_pids(host, engine_only):
             time.sleep(0.2)
@@ -145,7 +143,7 @@ def cgroup_dirs(host: HostSpec) -> list[Path]:
 def remove_cgroups(host: HostSpec) -> list[str]:
     problems = []
     for top in cgroup_dirs(host):
-        for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True) + [top]:
+        for d in [*sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True), top]:
             try:
                 d.rmdir()
             except FileNotFoundError:

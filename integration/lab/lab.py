@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 from integration.lab import etcd
 from integration.lab.host import cgroup_dirs, health, host_pids, remove_cgroups, start_host, stop_host
-from integration.lab.topology import (DATA_DIR, ETCD_HOST, HOSTS, RUN_DIR, SWITCH_NS, build_underlay,
-                                      lab_namespaces, remove_underlay)
+from integration.lab.topology import (
+    DATA_DIR,
+    ETCD_HOST,
+    HOSTS,
+    RUN_DIR,
+    SWITCH_NS,
+    build_underlay,
+    lab_namespaces,
+    remove_underlay,
+    run,
+)
 
 
 def up(engine: str | None = None) -> None:
@@ -50,7 +58,7 @@ def down() -> list[str]:
         problems += stop_host(host)
         problems += remove_cgroups(host)
     for point in sorted(lab_mounts(), reverse=True):
-        os.system(f"umount -l '{point}'")  # noqa: S605 (a path of ours, no user input)
+        run("umount", "-l", point, check=False)
     problems += remove_underlay()
     for d in (RUN_DIR, DATA_DIR):
         shutil.rmtree(d, ignore_errors=True)
