@@ -15,8 +15,17 @@ import pytest
 from integration.busybox_image import ensure_busybox_image
 from integration.constants import IMAGE
 from integration.lab import etcd, lab
-from integration.lab.host import cgroup_dirs, host_pids
-from integration.lab.topology import DATA_DIR, HOSTS, RUN_DIR, SWITCH_NS, in_ns, lab_namespaces
+from integration.lab.host import cgroup_dirs, host_pids, start_host
+from integration.lab.topology import (
+    DATA_DIR,
+    HOSTS,
+    RUN_DIR,
+    SWITCH_NS,
+    LabError,
+    build_underlay,
+    in_ns,
+    lab_namespaces,
+)
 
 pytestmark = pytest.mark.once
 
@@ -26,6 +35,37 @@ def resources(exclusive: None) -> Iterator[None]:
     """Replaces the suite's autouse fixture: the lab brings its own dockerds and pynetdrvs, and
     needs none of the machine's; it still holds the integration lock."""
     yield
+
+
+def _nothing_left() -> None:
+    assert lab_namespaces() == []
+    assert not RUN_DIR.exists() and not DATA_DIR.exists()
+    assert lab.lab_mounts() == []
+    assert [d for h in HOSTS for d in cgroup_dirs(h)] == []
+    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert "pnlab" not in procs, [line for line in procs.splitlines() if "pnlab" in line]
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    assert "pnlab" not in links
+
+
+def test_a_bad_engine_name_builds_nothing(exclusive: None) -> None:
+    lab.down()
+    with pytest.raises(LabError, match="unknown engine 'nope'"):
+        lab.up("nope")
+    assert lab_namespaces() == []
+
+
+def test_a_down_after_a_partial_up_leaves_nothing(exclusive: None) -> None:
+    """A failed `up` (here: stopped after h1's dockerd and pynetdrv) is cleaned up by `down`."""
+    lab.down()
+    try:
+        build_underlay()
+        start_host(HOSTS[0])
+        assert host_pids(HOSTS[0]) and not host_pids(HOSTS[1])
+    finally:
+        problems = lab.down()
+    assert problems == []
+    _nothing_left()
 
 
 @pytest.fixture(scope="module")
@@ -91,12 +131,4 @@ def test_zz_down_leaves_nothing(running_lab: float) -> None:
     assert any(host_pids(h) for h in HOSTS)
     problems = lab.down()
     assert problems == []
-    assert lab_namespaces() == []
-    assert not RUN_DIR.exists() and not DATA_DIR.exists()
-    assert lab.lab_mounts() == []
-    assert [p for h in HOSTS for p in host_pids(h)] == []
-    assert [d for h in HOSTS for d in cgroup_dirs(h)] == []
-    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
-    assert "pnlab" not in procs, [line for line in procs.splitlines() if "pnlab" in line]
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
-    assert "pnlab" not in links
+    _nothing_left()

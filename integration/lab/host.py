@@ -30,7 +30,7 @@ def engine_bins(name: str | None = None) -> tuple[Path, Path, str]:
     """(dockerd, docker client, PATH) of the chosen engine (PNLAB_ENGINE, 20.10 by default)."""
     name = name or os.environ.get(ENGINE_ENV) or DEFAULT_ENGINE
     if name not in ENGINES:
-        raise LabError(f"unknown engine '{name}' in {ENGINE_ENV} (choose from: {' '.join(ENGINES)})")
+        raise LabError(f"unknown engine '{name}' (--engine / {ENGINE_ENV}; choose from: {' '.join(ENGINES)})")
     engine = ENGINES[name]
     if engine.packages is None:
         return Path("/usr/sbin/dockerd"), engine.client, BASE_PATH

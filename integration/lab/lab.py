@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from integration.lab import etcd
-from integration.lab.host import cgroup_dirs, health, host_pids, remove_cgroups, start_host, stop_host
+from integration.lab.host import cgroup_dirs, engine_bins, health, host_pids, remove_cgroups, start_host, stop_host
 from integration.lab.topology import (
     DATA_DIR,
     ETCD_HOST,
@@ -22,6 +22,7 @@ from integration.lab.topology import (
 
 def up(engine: str | None = None) -> None:
     """Build what is missing; a failure leaves things for `down` (which handles any partial lab)."""
+    engine_bins(engine)  # a bad engine name fails here, before anything is built
     build_underlay()
     for host in HOSTS:
         start_host(host, engine)
