@@ -9,7 +9,6 @@ from integration.lab import etcd
 from integration.lab.host import cgroup_dirs, engine_bins, health, host_pids, remove_cgroups, start_host, stop_host
 from integration.lab.topology import (
     DATA_DIR,
-    ETCD_HOST,
     HOSTS,
     RUN_DIR,
     SWITCH_NS,
@@ -34,8 +33,8 @@ def status() -> tuple[bool, list[str]]:
     ok = SWITCH_NS in lab_namespaces()
     for host in HOSTS:
         parts = health(host) if host.netns in lab_namespaces() else {"dockerd": False, "pynetdrv": False}
-        if host is ETCD_HOST:
-            parts["etcd"] = host.netns in lab_namespaces() and etcd.reachable_from(host)
+        # etcd runs in h1; every host must reach it over the underlay
+        parts["etcd"] = host.netns in lab_namespaces() and etcd.reachable_from(host)
         ok = ok and all(parts.values())
         flags = " ".join(f"{k}={'ok' if v else 'DOWN'}" for k, v in parts.items())
         lines.append(f"{host.name} netns={host.netns} underlay={host.address} {flags} "
