@@ -310,9 +310,20 @@ class ServingComponent:
 
         self._gate.open(plugin_routes(*self._services.services))
         log.info("pynetdrv serving on %s (state %s)", self._config.socket, self._config.state)
+        _tell_systemd("READY=1")  # Type=notify units: dockerd may start after this (contrib/systemd)
 
     async def stop(self) -> None:
+        _tell_systemd("STOPPING=1")
         await self._socket.drain()
+
+
+def _tell_systemd(state: str) -> None:
+    from pynetdrv.systemd import notify
+
+    try:
+        notify(state)
+    except (OSError, ValueError) as e:
+        log.warning("could not tell systemd %s: %s", state, e)
 
 
 class FirewallKeeperComponent:

@@ -24,7 +24,9 @@ SHELL_CALLS = {
 #: Calls that start a process with an argument list: allowed only where listed.
 PROCESS_CALLS = {"subprocess.run", "subprocess.Popen", "subprocess.call", "subprocess.check_call",
                  "subprocess.check_output", "asyncio.create_subprocess_exec"}
-ALLOWED_PROCESSES = {("firewall/iptables.py", "asyncio.create_subprocess_exec")}
+ALLOWED_PROCESSES = {("firewall/iptables.py", "asyncio.create_subprocess_exec"),
+                     # the managed plugin's entrypoint: iptables-*-save and update-alternatives, argument lists
+                     ("managed_plugin.py", "subprocess.run")}
 #: Anything that would listen on an IP socket (the daemon serves a unix socket only).
 LISTEN_CALLS = {"web.TCPSite", "web.run_app", "asyncio.start_server", "loop.create_server", "socket.create_server",
                 "web.SockSite", "aiohttp.web.TCPSite", "aiohttp.web.run_app"}

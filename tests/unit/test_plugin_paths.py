@@ -1,0 +1,103 @@
+"""pynetdrv.plugin_paths: finding a managed plugin's socket and state file from
+dockerd's plugin records (<data-root>/plugins/<id>/config.json), as dockerd
+writes them: the plugin's config plus its settings."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+
+from pynetdrv.plugin_paths import find_managed_plugin, host_state_path, managed_plugins, store_in_plugin
+
+CONFIG = json.loads((Path(__file__).resolve().parents[2] / "plugin" / "config.json").read_text())
+RUNTIME = Path("/run/docker/plugins")
+
+
+def record(plugin_id: str, name: str, enabled: bool = True, env: list[str] | None = None,
+           args: list[str] | None = None, state_source: str = "/var/lib/pynetdrv-plugin") -> dict[str, Any]:
+    """A plugin record as dockerd stores it: Config is plugin/config.json (Go field
+    names), Settings hold the values in force."""
+    mounts = copy.deepcopy(CONFIG["mounts"])
+    for m in mounts:
+        if m["name"] == "state":
+            m["source"] = state_source
+    return {
+        "Id": plugin_id, "Name": name, "Enabled": enabled,
+        "Settings": {
+            "Mounts": [{k.capitalize(): v for k, v in m.items()} for m in mounts],
+            "Env": env if env is not None else [f"{e['name']}={e['value']}" for e in CONFIG["env"] if e["value"]],
+            "Args": args or [], "Devices": [],
+        },
+        "PluginReference": "", "Config": {
+            "Entrypoint": CONFIG["entrypoint"], "Interface": {"Socket": CONFIG["interface"]["socket"],
+                                                              "Types": CONFIG["interface"]["types"]},
+            "Network": {"Type": "host"}, "Description": CONFIG["description"],
+        },
+    }
+
+
+def write(root: Path, rec: dict[str, Any] | str) -> None:
+    plugin_id = rec["Id"] if isinstance(rec, dict) else "f" * 64
+    (root / plugin_id).mkdir(parents=True)
+    (root / plugin_id / "config.json").write_text(rec if isinstance(rec, str) else json.dumps(rec))
+
+
+def test_the_default_plugin_is_found_with_its_socket_and_state(tmp_path: Path) -> None:
+    write(tmp_path, record("a" * 64, "pynetdrv/pynetdrv:latest"))
+    [plugin] = managed_plugins(tmp_path, RUNTIME)
+    assert plugin.name == "pynetdrv/pynetdrv:latest" and plugin.enabled
+    assert plugin.socket == RUNTIME / ("a" * 64) / "pynetdrv-plugin.sock"
+    assert plugin.state == Path("/var/lib/pynetdrv-plugin/state.db")
+
+
+def test_a_moved_state_mount_and_another_store_are_followed(tmp_path: Path) -> None:
+    env = ["PYNETDRV_STORE=sqlite:/var/lib/pynetdrv-plugin/sub/other.db", "PYTHONUNBUFFERED=1"]
+    write(tmp_path, record("b" * 64, "me/net:dev", env=env, state_source="/srv/pn"))
+    assert find_managed_plugin(tmp_path, RUNTIME).state == Path("/srv/pn/sub/other.db")  # type: ignore[union-attr]
+
+
+def test_args_win_over_env() -> None:
+    env = ["PYNETDRV_STORE=sqlite:/var/lib/pynetdrv-plugin/env.db"]
+    assert store_in_plugin(env, ["--log-level", "debug", "--store", "sqlite:/var/lib/pynetdrv-plugin/a.db"]) \
+        == PurePosixPath("/var/lib/pynetdrv-plugin/a.db")
+    assert store_in_plugin(env, ["--state=/var/lib/pynetdrv-plugin/s.db"]) == PurePosixPath("/var/lib/pynetdrv-plugin/s.db")
+    assert store_in_plugin(env, ["--store"]) == PurePosixPath("/var/lib/pynetdrv-plugin/env.db")
+
+
+def test_a_state_outside_every_mount_has_no_host_path(tmp_path: Path) -> None:
+    write(tmp_path, record("c" * 64, "p/p:latest", env=["PYNETDRV_STORE=sqlite:/tmp/state.db"]))
+    assert find_managed_plugin(tmp_path, RUNTIME).state is None  # type: ignore[union-attr]
+
+
+def test_the_deepest_mount_holding_the_file_wins() -> None:
+    mounts = [{"Destination": "/var", "Source": "/host-var"}, {"Destination": "/var/lib/x", "Source": "/srv/x"},
+              {"Destination": "/var/lib/x/other", "Source": "/nope"}, "junk", {"Destination": "/var/lib"}]
+    assert host_state_path(PurePosixPath("/var/lib/x/state.db"), mounts) == Path("/srv/x/state.db")
+
+
+def test_other_plugins_and_broken_records_are_left_out(tmp_path: Path) -> None:
+    other = record("d" * 64, "vieux/sshfs:latest")
+    other["Config"]["Entrypoint"] = ["/usr/bin/sshfs-plugin"]
+    write(tmp_path, other)
+    write(tmp_path, "{not json")
+    incomplete = record("e" * 64, "p/p:latest")
+    del incomplete["Config"]["Interface"]
+    write(tmp_path, incomplete)
+    assert managed_plugins(tmp_path, RUNTIME) == []
+    assert find_managed_plugin(tmp_path, RUNTIME) is None
+    assert managed_plugins(tmp_path / "no-such-root", RUNTIME) == []
+
+
+def test_an_enabled_plugin_is_preferred_and_several_are_ambiguous(tmp_path: Path) -> None:
+    write(tmp_path, record("1" * 64, "pynetdrv/pynetdrv:old", enabled=False))
+    write(tmp_path, record("2" * 64, "pynetdrv/pynetdrv:latest"))
+    assert find_managed_plugin(tmp_path, RUNTIME).name == "pynetdrv/pynetdrv:latest"  # type: ignore[union-attr]
+    assert find_managed_plugin(tmp_path, RUNTIME, name="pynetdrv/pynetdrv:old").enabled is False  # type: ignore[union-attr]
+    write(tmp_path, record("3" * 64, "me/pynetdrv:dev"))
+    with pytest.raises(ValueError, match=r"me/pynetdrv:dev \(enabled\), pynetdrv/pynetdrv:latest \(enabled\)"):
+        find_managed_plugin(tmp_path, RUNTIME)
+    assert find_managed_plugin(tmp_path, RUNTIME, name="no/such:tag") is None
