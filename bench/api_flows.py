@@ -44,11 +44,19 @@ async def create_network(client: PluginClient, subnet: str) -> Network:
 
 async def create_endpoint(client: PluginClient, net: Network) -> tuple[str, str]:
     """RequestAddress + CreateEndpoint, as for `docker run`; returns (endpoint id, address)."""
-    addr = (await client.call("IpamDriver.RequestAddress", {"PoolID": net.pool_id, "Address": "", "Options": {}}))["Address"]
+    addr = (await client.call("IpamDriver.RequestAddress", {"PoolID": net.pool_id, "Address": "", "Options": {}}))[
+        "Address"
+    ]
     ep = new_id()
-    await client.call("NetworkDriver.CreateEndpoint", {
-        "NetworkID": net.network_id, "EndpointID": ep, "Interface": {"Address": addr, "AddressIPv6": "", "MacAddress": ""},
-        "Options": {}})
+    await client.call(
+        "NetworkDriver.CreateEndpoint",
+        {
+            "NetworkID": net.network_id,
+            "EndpointID": ep,
+            "Interface": {"Address": addr, "AddressIPv6": "", "MacAddress": ""},
+            "Options": {},
+        },
+    )
     return ep, addr
 
 
@@ -57,11 +65,19 @@ async def api_lifecycle(client: PluginClient, net: Network, times: CallTimes | N
     ep = new_id()
     clock = time.perf_counter
     marks = [clock()]
-    addr = (await client.call("IpamDriver.RequestAddress", {"PoolID": net.pool_id, "Address": "", "Options": {}}))["Address"]
+    addr = (await client.call("IpamDriver.RequestAddress", {"PoolID": net.pool_id, "Address": "", "Options": {}}))[
+        "Address"
+    ]
     marks.append(clock())
-    await client.call("NetworkDriver.CreateEndpoint", {
-        "NetworkID": net.network_id, "EndpointID": ep, "Interface": {"Address": addr, "AddressIPv6": "", "MacAddress": ""},
-        "Options": {}})
+    await client.call(
+        "NetworkDriver.CreateEndpoint",
+        {
+            "NetworkID": net.network_id,
+            "EndpointID": ep,
+            "Interface": {"Address": addr, "AddressIPv6": "", "MacAddress": ""},
+            "Options": {},
+        },
+    )
     marks.append(clock())
     await client.call("NetworkDriver.Join", {
         "NetworkID": net.network_id, "EndpointID": ep, "SandboxKey": f"/var/run/docker/netns/{ep[:12]}", "Options": {}})

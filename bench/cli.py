@@ -55,11 +55,14 @@ def _meta(args: argparse.Namespace, docker_version: str | None) -> dict[str, Any
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    mem = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    mem = next(
+        line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python3 -m bench " + " ".join(sys.argv[1:]),
-        "git_commit": sh("git", "rev-parse", "--short", "HEAD") + (" (dirty)" if sh("git", "status", "--porcelain") else ""),
+        "git_commit": sh("git", "rev-parse", "--short", "HEAD")
+        + (" (dirty)" if sh("git", "status", "--porcelain") else ""),
         "machine": f"{os.cpu_count()} x {cpu}, {int(mem) // 1024} MiB RAM",
         "kernel": platform.release(),
         "os": sh("sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"),

@@ -109,9 +109,15 @@ async def bench_lifecycle(daemon: Daemon, client: PluginClient, quick: bool, wor
         Figure("lifecycle", f"bare throughput c={top} / c=1", bare_med[top] / bare_med[1], "x",
                detail="bare lifecycles/s " + ", ".join(f"c{c} {v:.0f}" for c, v in bare_med.items())),
     ]
-    raw = {"c1_seconds": times, "per_call_seconds": calls.by_call, "noop_seconds": noop["noop"], "daemon_cpu_seconds_per_lifecycle": {"user": cpu_user, "system": cpu_sys},
-           "bare_cpu_seconds_per_lifecycle": {"user": bare_user, "system": bare_sys},
-           "throughput_per_s": {k: {str(c): v for c, v in d.items()} for k, d in thr.items()}, "profile": prof}
+    raw = {
+        "c1_seconds": times,
+        "per_call_seconds": calls.by_call,
+        "noop_seconds": noop["noop"],
+        "daemon_cpu_seconds_per_lifecycle": {"user": cpu_user, "system": cpu_sys},
+        "bare_cpu_seconds_per_lifecycle": {"user": bare_user, "system": bare_sys},
+        "throughput_per_s": {k: {str(c): v for c, v in d.items()} for k, d in thr.items()},
+        "profile": prof,
+    }
     return figures, raw
 
 
@@ -168,22 +174,41 @@ async def bench_ipam(daemon: Daemon, client: PluginClient, quick: bool, workdir:
         cpu_per = (daemon.cpu_seconds() - cpu0) / res["count"]
         rate = res["count"] / res["elapsed"]
         wr = window_ratio(res["per_op"], window)
-        full = "" if label.startswith("v6") else (", then refused" if res["refused_when_full"] else ", NOT refused when full")
+        full = (
+            ""
+            if label.startswith("v6")
+            else (", then refused" if res["refused_when_full"] else ", NOT refused when full")
+        )
         figures += [
-            Figure("ipam", f"{label} rate ({subnet})", rate, "addr/s", ">=" if conc == 1 else None,
-                   5000 if conc == 1 else None,
-                   f"{res['count']} addresses in {res['elapsed']:.1f} s, latency {mm(res['latencies'], 1e3, 'ms')}{full}, "
-                   f"daemon CPU {cpu_per * 1e3:.2f} ms/address"),
+            Figure(
+                "ipam",
+                f"{label} rate ({subnet})",
+                rate,
+                "addr/s",
+                ">=" if conc == 1 else None,
+                5000 if conc == 1 else None,
+                f"{res['count']} addresses in {res['elapsed']:.1f} s, latency {mm(res['latencies'], 1e3, 'ms')}{full}, "
+                f"daemon CPU {cpu_per * 1e3:.2f} ms/address",
+            ),
             Figure("ipam", f"{label} last/first {window}", wr, "x", "<=", 1.2),
             Figure("ipam", f"{label} duplicates", res["duplicates"], "", "<=", 0),
         ]
-        raw[label] = {"subnet": subnet, "concurrency": conc, "rate": rate, "window_ratio": wr,
-                      "duplicates": res["duplicates"], "daemon_cpu_seconds_per_address": cpu_per, "refused_when_full": res["refused_when_full"],
-                      "per_op_seconds": res["per_op"]}
+        raw[label] = {
+            "subnet": subnet,
+            "concurrency": conc,
+            "rate": rate,
+            "window_ratio": wr,
+            "duplicates": res["duplicates"],
+            "daemon_cpu_seconds_per_address": cpu_per,
+            "refused_when_full": res["refused_when_full"],
+            "per_op_seconds": res["per_op"],
+        }
         if not label.startswith("v6") and not res["refused_when_full"]:
             figures.append(Figure("ipam", f"{label} refused when full", 0, "", ">=", 1))
     if profile:
-        pool = await client.call("IpamDriver.RequestPool", {"AddressSpace": "local", "Pool": "10.243.0.0/20", "Options": {}})
+        pool = await client.call(
+            "IpamDriver.RequestPool", {"AddressSpace": "local", "Pool": "10.243.0.0/20", "Options": {}}
+        )
         raw["profile"] = await profiled(daemon, workdir, "ipam", True,
                                         lambda: fill(client, pool["PoolID"], 3000, 1))
     return figures, raw
@@ -240,7 +265,9 @@ async def bench_scale(daemon: Daemon, client: PluginClient, quick: bool, workdir
         restart_s.append(daemon.start())
     client2 = PluginClient(daemon.socket_path)
     try:
-        info = await client2.call("NetworkDriver.EndpointOperInfo", {"NetworkID": net.network_id, "EndpointID": created[0]})
+        info = await client2.call(
+            "NetworkDriver.EndpointOperInfo", {"NetworkID": net.network_id, "EndpointID": created[0]}
+        )
         async with AsyncIPRoute() as ipr:
             veths = len([1 async for link in await ipr.link("dump") if str(link.get("ifname")).startswith("pnve-")])
     finally:
@@ -263,8 +290,16 @@ async def bench_scale(daemon: Daemon, client: PluginClient, quick: bool, workdir
         Figure("scale", f"EndpointOperInfo p99, {creators} creators", p99 * 1e3, "ms", "<=", 5.0,
                f"{len(oper)} calls, {mm(oper, 1e3, 'ms')}; idle p99 {summarize(idle).p99 * 1e3:.2f} ms"),
     ]
-    raw = {"rss_mib_empty": rss_empty, "rss_mib_full": rss_full, "create_seconds": create_s,
-           "restart_seconds": restart_s, "operinfo_seconds": oper, "operinfo_idle_seconds": idle, "veths_after_restart": veths, "profile": prof}
+    raw = {
+        "rss_mib_empty": rss_empty,
+        "rss_mib_full": rss_full,
+        "create_seconds": create_s,
+        "restart_seconds": restart_s,
+        "operinfo_seconds": oper,
+        "operinfo_idle_seconds": idle,
+        "veths_after_restart": veths,
+        "profile": prof,
+    }
     return figures, raw
 
 

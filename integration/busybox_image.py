@@ -40,7 +40,9 @@ def ensure_busybox_image(client: Path, say: Callable[[str], None] = print) -> No
             link = root / "bin" / applet
             if applet != "busybox" and "/" not in applet and not link.is_symlink():
                 link.symlink_to("busybox")
-        (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
+        (root / "etc" / "passwd").write_text(
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
+        )
         (root / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
         imported = subprocess.run([str(client), "import", "-c", "ENV PATH=/bin:/sbin:/usr/bin:/usr/sbin",

@@ -243,7 +243,9 @@ def test_flushed_firewall_is_repaired_while_pynetdrv_runs(make_network, make_con
     assert eventually(lambda: outside.ask("http", outside.host_addr, port), "repaired")
     before = pynetdrv.log_size()
     flush_our_chains()
-    assert eventually(lambda: outside.ask("http", outside.host_addr, port), "repaired", tries=8 * FIREWALL_CHECK_SECONDS)
+    assert eventually(
+        lambda: outside.ask("http", outside.host_addr, port), "repaired", tries=8 * FIREWALL_CHECK_SECONDS
+    )
     assert "firewall differs" in pynetdrv.log_text(before), "repaired, but not by the periodic check"
 
 

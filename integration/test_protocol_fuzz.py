@@ -91,8 +91,13 @@ def send(sock_path: Path, path: str, body: bytes, method: str = "POST") -> Answe
 
 # Bodies that can never be valid ---------------------------------------------------
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**64), 2**64), st.floats(allow_nan=False, allow_infinity=False),
-                    st.text(max_size=30))
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**64), 2**64),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=30),
+)
 
 
 def wrong_values(annotation: Any) -> st.SearchStrategy[Any] | None:

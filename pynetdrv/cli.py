@@ -26,7 +26,9 @@ from pynetdrv.lock import AlreadyRunning
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pynetdrv", description="Docker network + IPAM driver (bridges, veths, SQLite state)")
+    p = argparse.ArgumentParser(
+        prog="pynetdrv", description="Docker network + IPAM driver (bridges, veths, SQLite state)"
+    )
     p.add_argument("--version", action="version", version=f"pynetdrv {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the plugin daemon")

@@ -39,7 +39,9 @@ class DefaultPool:
         except (netaddr.AddrFormatError, ValueError):
             raise ValueError(f"default pool {text!r}: invalid base or size") from None
         if base.ip != base.network or not base.prefixlen <= size <= (32 if base.version == 4 else 128):
-            raise ValueError(f"default pool {text!r}: size must lie between the base prefix /{base.prefixlen} and the address length")
+            raise ValueError(
+                f"default pool {text!r}: size must lie between the base prefix /{base.prefixlen} and the address length"
+            )
         return cls(base, size)
 
 

@@ -7,9 +7,9 @@
   were down) is removed.  Links without our alias are never touched.
 - A stored endpoint whose veth exists is re-ensured if the link dump shows
   it differs from its spec (a recreated bridge has lost its ports; hairpin,
-  MTU or up lost); a healthy one costs nothing beyond the one dump.  One whose veth is gone: if a container had joined, the
-  container's namespace died and took the pair with it, so the endpoint is
-  dead and is forgotten; if not joined yet, the pair is recreated.
+  MTU or up lost); a healthy one costs nothing beyond the one dump.  One
+  whose veth is gone: if a container had joined, the container's namespace
+  died and took the pair with it, so the endpoint is dead and is forgotten; if not joined yet, the pair is recreated.
 - Published ports are held again and the firewall is rebuilt from the store
   (a reboot or a flushed ruleset loses nothing); a port some process took
   while we were down is dropped from its endpoint and reported.

@@ -30,7 +30,9 @@ class ListenSocket:
     name: str
 
 
-def listen_fds(environ: MutableMapping[str, str] | None = None, *, unset_environment: bool = True) -> list[ListenSocket]:
+def listen_fds(
+    environ: MutableMapping[str, str] | None = None, *, unset_environment: bool = True
+) -> list[ListenSocket]:
     """The sockets passed to this process by socket activation, or ``[]``.
 
     Like sd_listen_fds(3): only if ``LISTEN_PID`` is this process (the

@@ -54,7 +54,9 @@ def plugin_routes(net: NetworkService, ipam: IpamService) -> list[Route]:
         Route(n + "Leave", nm.EndpointRef, net.leave),
         Route(n + "DiscoverNew", nm.DiscoveryRequest, net.discover),
         Route(n + "DiscoverDelete", nm.DiscoveryRequest, net.discover),
-        Route(n + "ProgramExternalConnectivity", nm.ProgramExternalConnectivityRequest, net.program_external_connectivity),
+        Route(
+            n + "ProgramExternalConnectivity", nm.ProgramExternalConnectivityRequest, net.program_external_connectivity
+        ),
         Route(n + "RevokeExternalConnectivity", nm.EndpointRef, net.revoke_external_connectivity),
         Route(n + "AllocateNetwork", nm.AllocateNetworkRequest, net.allocate_network),
         Route(n + "FreeNetwork", nm.NetworkRef, net.free_network),

@@ -17,8 +17,12 @@ def check_command(args: argparse.Namespace) -> int:
     instance = Config(socket=args.socket).instance
     from pynetdrv.firewall.iptables import IptablesFirewall
 
-    opts = CheckOptions(state=args.state, instance=instance, docker_socket=None if args.no_docker else args.docker_socket,
-                        firewall=None if args.no_firewall else IptablesFirewall(instance=instance))
+    opts = CheckOptions(
+        state=args.state,
+        instance=instance,
+        docker_socket=None if args.no_docker else args.docker_socket,
+        firewall=None if args.no_firewall else IptablesFirewall(instance=instance),
+    )
     try:
         if args.repair:
             return _repair(opts)

@@ -32,8 +32,13 @@ async def check_docker_networks(ctx: CheckContext) -> list[Finding]:
             continue
         for subnet in dn.subnets:
             if netaddr.IPNetwork(subnet) not in pools:
-                found.append(Finding("missing", f"pool {subnet}",
-                                     f"Docker network {dn.name!r} uses it with IPAM {ctx.instance}, the state has no such pool"))
+                found.append(
+                    Finding(
+                        "missing",
+                        f"pool {subnet}",
+                        f"Docker network {dn.name!r} uses it with IPAM {ctx.instance}, the state has no such pool",
+                    )
+                )
     return found
 
 

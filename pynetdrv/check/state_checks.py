@@ -88,9 +88,14 @@ async def check_allocations(ctx: CheckContext) -> list[Finding]:
                                      known or ep.endpoint_id in orphans,
                                      ("reserve", pool.pool_id, str(ip)) if known else ()))
             elif alloc.kind == "gateway":
-                found.append(Finding("duplicate", f"address {ip}",
-                                     f"endpoint {short(ep.endpoint_id)} uses the gateway allocation of pool {pool.cidr}",
-                                     ep.endpoint_id in orphans))
+                found.append(
+                    Finding(
+                        "duplicate",
+                        f"address {ip}",
+                        f"endpoint {short(ep.endpoint_id)} uses the gateway allocation of pool {pool.cidr}",
+                        ep.endpoint_id in orphans,
+                    )
+                )
     for pool in ctx.state.pools:
         nets = [n for n in ctx.state.networks if _pool_in(pool, n)]
         if nets:

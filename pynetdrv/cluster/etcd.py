@@ -3,7 +3,8 @@
 Every call has a deadline (`timeout`, plus a margin enforced here as well); any failure to reach etcd
 becomes `EtcdUnavailable` naming the endpoints and the operation, other etcd errors `EtcdError`.
 The client is created lazily and recovers by itself when etcd comes back (gRPC reconnects with the
-backoff below, and calls wait for the channel within their deadline): no new client is needed. A client belongs to the event loop it is first used in.
+backoff below, and calls wait for the channel within their deadline): no new client is needed. A client belongs to
+the event loop it is first used in.
 
 aetcd 1.0 has no TLS: `_Channel` replaces its `connect()` with one that opens a secure channel to
 one or several endpoints. That, and the use of its stubs, is why the dependency is pinned below 2.

@@ -91,7 +91,7 @@ async def _stop_all(started: list[Component]) -> None:
         began = time.monotonic()
         try:
             await component.stop()
-        except Exception as e:  # noqa: BLE001 - the rest must still be stopped
+        except Exception as e:
             log.error("could not stop %s cleanly: %s: %s", component.name, type(e).__name__, e)
             continue
         log.debug("stopped %s in %s", component.name, _ms(began))

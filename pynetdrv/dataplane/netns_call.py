@@ -52,7 +52,7 @@ async def in_netns(netns: str | None, fn: Callable[[], T]) -> T:
             _setns(netns)
             result: object = fn()
             ok = True
-        except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
+        except BaseException as e:
             result, ok = e, False
         loop.call_soon_threadsafe(settle, ok, result)
 

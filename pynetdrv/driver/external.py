@@ -75,7 +75,7 @@ class External:
                 if drift:
                     log.warning("firewall differs from pynetdrv's state (%s); re-applying", "; ".join(drift[:5]))
                     await self.sync()
-            except Exception as e:  # noqa: BLE001 - keep checking; the next round may succeed
+            except Exception as e:
                 log.error("firewall check failed: %s", e)
 
     async def publish(self, net: NetworkRecord, ep: EndpointRecord, options: dict[str, Any]) -> EndpointRecord:
@@ -128,7 +128,7 @@ class External:
                     await self._reserve(PortRequest(m.proto, m.host_ip, m.host_port, m.host_port, m.container_port),
                                         m.container_ip)
                     kept.append(m)
-                except Exception as e:  # noqa: BLE001 - reported, the others still restored
+                except Exception as e:
                     problems.append(f"endpoint {ep.endpoint_id[:12]}: {e}")
             if len(kept) != len(ep.ports):
                 await self._store.put_endpoint(dataclasses.replace(ep, ports=tuple(kept)))
@@ -150,5 +150,5 @@ class External:
     async def _resync(self) -> None:
         try:
             await self.sync()
-        except Exception as e:  # noqa: BLE001 - undo is best effort; the original error goes up
+        except Exception as e:
             log.error("firewall re-sync after a failed change: %s", e)

@@ -77,7 +77,12 @@ class NetworkService:
                     undo.push_async_callback(self._forget_network, net.network_id)
                 await self._kernel(self.external.sync())
                 undo.pop_all()
-        log.info("network %s created: bridge %s, gateways %s", net.network_id[:12], net.bridge, ", ".join(net.gateways) or "none")
+        log.info(
+            "network %s created: bridge %s, gateways %s",
+            net.network_id[:12],
+            net.bridge,
+            ", ".join(net.gateways) or "none",
+        )
         return Empty()
 
     def _network_record(self, req: m.CreateNetworkRequest) -> NetworkRecord:
@@ -249,7 +254,9 @@ class NetworkService:
             raise NotFound(f"network {network_id[:12]} is not known to pynetdrv")
         return net
 
-    async def _require_endpoint(self, req: m.EndpointRef | m.JoinRequest | m.ProgramExternalConnectivityRequest) -> EndpointRecord:
+    async def _require_endpoint(
+        self, req: m.EndpointRef | m.JoinRequest | m.ProgramExternalConnectivityRequest
+    ) -> EndpointRecord:
         ep = await self._store.get_endpoint(req.EndpointID)
         if ep is None or ep.network_id != req.NetworkID:
             raise NotFound(f"endpoint {req.EndpointID[:12]} is not known to pynetdrv on network {req.NetworkID[:12]}")

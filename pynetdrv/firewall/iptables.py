@@ -187,7 +187,12 @@ class IptablesFirewall:
             for table, names in chains(self._prefix)[family].items():
                 have = saved.get(table, SavedTable())
                 ours = [c for c in names if c in have.chains]
-                dels = [f"-D {j.chain} {j.spec}" for j in jumps(self._prefix)[family][table] for r in have.rules if r == j.line]
+                dels = [
+                    f"-D {j.chain} {j.spec}"
+                    for j in jumps(self._prefix)[family][table]
+                    for r in have.rules
+                    if r == j.line
+                ]
                 if not ours and not dels:
                     continue
                 lines += [f"*{table}", *(f":{c} - [0:0]" for c in ours), *dels, *(f"-X {c}" for c in ours), "COMMIT"]

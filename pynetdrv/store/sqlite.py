@@ -95,7 +95,9 @@ GATE_FRAMES = 8192
 class SQLiteStore:
     """``path`` ":memory:" gives a private in-memory database (unit tests)."""
 
-    def __init__(self, path: str | Path, checkpoint_every: int = CHECKPOINT_EVERY, gate_frames: int = GATE_FRAMES) -> None:
+    def __init__(
+        self, path: str | Path, checkpoint_every: int = CHECKPOINT_EVERY, gate_frames: int = GATE_FRAMES
+    ) -> None:
         self._path = str(path)
         self._checkpoint_every, self._gate_frames = checkpoint_every, gate_frames
         # Disk waits only: the WAL fsync of durable calls, and checkpoints.
@@ -294,7 +296,8 @@ class SQLiteStore:
         data = json.dumps(dataclasses.asdict(endpoint))
         await self._write(
             lambda c: c.execute(
-                "INSERT INTO endpoints VALUES (?, ?, ?, ?) ON CONFLICT (endpoint_id) DO UPDATE SET data = excluded.data",
+                "INSERT INTO endpoints VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (endpoint_id) DO UPDATE SET data = excluded.data",
                 (endpoint.endpoint_id, endpoint.network_id, data, time.time()),
             )
         )

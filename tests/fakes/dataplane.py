@@ -85,7 +85,11 @@ class FakeDataplane:
     async def remove_veth(self, host_name: str, endpoint_id: str) -> None:
         link = self.links.get(host_name)
         self._remove(host_name, owner_alias("veth", endpoint_id, self.instance), "remove_veth")
-        if link is not None and isinstance(link.spec, VethSpec) and link.alias == owner_alias("veth", endpoint_id, self.instance):
+        if (
+            link is not None
+            and isinstance(link.spec, VethSpec)
+            and link.alias == owner_alias("veth", endpoint_id, self.instance)
+        ):
             self.links.pop(link.spec.peer_name, None)
 
     def _remove(self, name: str, alias: str, method: str) -> None:

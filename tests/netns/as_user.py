@@ -42,7 +42,7 @@ def _child(uid: int, gid: int, out: int, err: int, fn: Callable[[], int]) -> Non
             code = fn()
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else 1
-    except BaseException:  # noqa: BLE001 - reported to the parent on stderr
+    except BaseException:
         traceback.print_exc()
         code = 70
     finally:

@@ -84,7 +84,9 @@ async def test_policy_and_foreign_rules_are_kept(firewall: IptablesFirewall, nsn
     assert docker_user == ["-A DOCKER-USER -j RETURN"]
 
 
-async def test_last_network_gone_removes_every_chain_and_jump(firewall: IptablesFirewall, nsname: str, variant: str) -> None:
+async def test_last_network_gone_removes_every_chain_and_jump(
+    firewall: IptablesFirewall, nsname: str, variant: str
+) -> None:
     await firewall.apply(STATE)
     await firewall.apply(FirewallState(networks=STATE.networks[:1]))
     assert not [line for line in ours(save(nsname, variant=variant)) if "pndbr1" in line or "pndbr2" in line]

@@ -93,7 +93,9 @@ async def test_links_left_unmarked_by_a_crash_are_recognised_and_removed(
         assert {"pnve-halfmade0", "pnvc-halfmade0", "pnbr-halfmade0"}.isdisjoint(names)
         assert "pnve-foreign00" in names, "an unmarked link with any other MAC is not ours"
         # A retried step finds its own half-made link and starts over instead of a Conflict.
-        await kernel.link("add", ifname="pnbr-retry0000", kind="bridge", address=birth_mac("pynetdrv", "pnbr-retry0000"))
+        await kernel.link(
+            "add", ifname="pnbr-retry0000", kind="bridge", address=birth_mac("pynetdrv", "pnbr-retry0000")
+        )
         await dp.ensure_bridge(BridgeSpec("pnbr-retry0000", "e" * 64, "02:42:0a:00:00:01", None))
         await kernel.link("add", ifname="pnve-retry0000", kind="veth", peer={"ifname": "pnvc-retry0000"},
                           address=birth_mac("pynetdrv", "pnve-retry0000"))

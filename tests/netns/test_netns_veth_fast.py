@@ -291,7 +291,9 @@ async def test_eexist_fallback_removes_an_unmarked_leftover_of_ours(
 async def test_light_dump_matches_pyroute2s_full_decode(dataplane: NetlinkDataplane, kernel: AsyncIPRoute) -> None:
     await dataplane.ensure_bridge(BRIDGE)
     await dataplane.ensure_veth(VETH)
-    await dataplane.ensure_veth(dataclasses.replace(VETH, host_name="pndv2h", peer_name="pndv2p", endpoint_id="e2" * 32))
+    await dataplane.ensure_veth(
+        dataclasses.replace(VETH, host_name="pndv2h", peer_name="pndv2p", endpoint_id="e2" * 32)
+    )
     await _damage(kernel, "hairpin-off")
     await add_foreign_veth(kernel, "pndforeign", "pndforeignp")
     full = {link["index"]: link async for link in await kernel.link("dump")}

@@ -76,17 +76,23 @@ class World:
         return CheckOptions(state=self.state, instance="pynetdrv", docker_socket=None)
 
     async def endpoint(self, endpoint_id: str, address: str | None = None, join: bool = True) -> str:
-        addr = (await self.ipam.request_address(im.RequestAddressRequest(PoolID=self.pool_id, Address=address or ""))).Address
+        addr = (
+            await self.ipam.request_address(im.RequestAddressRequest(PoolID=self.pool_id, Address=address or ""))
+        ).Address
         await self.net.create_endpoint(nm.CreateEndpointRequest(
             NetworkID=NET, EndpointID=endpoint_id, Interface=nm.EndpointInterface(Address=addr)))
         if join:
-            await self.net.join(nm.JoinRequest(NetworkID=NET, EndpointID=endpoint_id, SandboxKey=f"/run/netns/{endpoint_id[:4]}"))
+            await self.net.join(
+                nm.JoinRequest(NetworkID=NET, EndpointID=endpoint_id, SandboxKey=f"/run/netns/{endpoint_id[:4]}")
+            )
         self.addresses[endpoint_id] = addr
         return addr
 
     def docker_view(self, **changes: Any) -> DockerView:
         """What Docker would say about this world."""
-        eps = tuple(DockerEndpoint(f"cont{i}", f"c{i}", eid, addr) for i, (eid, addr) in enumerate(self.addresses.items()))
+        eps = tuple(
+            DockerEndpoint(f"cont{i}", f"c{i}", eid, addr) for i, (eid, addr) in enumerate(self.addresses.items())
+        )
         dn = DockerNetwork(NET, "app", "pynetdrv", "pynetdrv", ("10.9.0.0/24",), (), eps)
         return DockerView((dataclasses.replace(dn, **changes),))
 

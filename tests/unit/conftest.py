@@ -72,4 +72,4 @@ async def client(store: SQLiteStore, dp: FakeDataplane, config: Config) -> Async
 
 
 # The `pynetdrv check` tests' world and fake Engine API (check_world.py).
-from check_world import engine, world  # noqa: F401
+from check_world import engine, world  # noqa: E402, F401 (fixtures, registered by import)

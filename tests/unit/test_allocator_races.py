@@ -69,7 +69,9 @@ def replay(pool: PoolRecord, log: list[Event]) -> set[int]:
             continue
         assert e.addr not in held, f"{e.addr} handed out twice"
         if e.cursor is not None:
-            free = [a for a in range(cursor, hi + 1) if a not in held] or [a for a in range(lo, cursor) if a not in held]
+            free = [a for a in range(cursor, hi + 1) if a not in held] or [
+                a for a in range(lo, cursor) if a not in held
+            ]
             assert free and e.addr == free[0], f"automatic {e.addr} is not the next after cursor {cursor}: {free[:3]}"
             cursor = e.addr + 1 if e.addr < hi else lo
             assert e.cursor.new_cursor == cursor

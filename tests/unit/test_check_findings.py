@@ -89,14 +89,20 @@ async def test_missing_veth_joined_vs_not_joined(world: World) -> None:
     assert "pnve-e3e3e3e3e3" in world.dp.links
     # The dead endpoint's address is still allocated: repair never releases addresses.
     assert [f.line() for f in after.findings] == [
-        f"leak allocation {world.addresses[EP1].split('/')[0]}: dynamic allocation in pool 10.9.0.0/24 held by no endpoint"]
+        f"leak allocation {world.addresses[EP1].split('/')[0]}: "
+        "dynamic allocation in pool 10.9.0.0/24 held by no endpoint"
+    ]
 
 
 async def test_foreign_link_with_bridge_name_is_not_claimed(world: World) -> None:
     name = bridge(world)
     world.dp.links[name] = FakeLink(name, "bridge", None)
     lines = await world.findings()
-    assert f"mismatch bridge {name}: a bridge with alias None, not 'pynetdrv:bridge:{NET}': not pynetdrv's, so it is left alone" in lines
+    assert (
+        f"mismatch bridge {name}: a bridge with alias None, not 'pynetdrv:bridge:{NET}': "
+        "not pynetdrv's, so it is left alone"
+        in lines
+    )
     assert not any(f.repairable for f in (await check(world.opts(), world.kernel)).findings
                    if f.subject == f"bridge {name}")
 
@@ -135,7 +141,9 @@ async def test_duplicate_and_outside_addresses(world: World) -> None:
     await world.store.put_endpoint(dataclasses.replace(ep1, address=world.addresses[EP2]))
     dup = world.addresses[EP2].split("/")[0]
     lines = await world.findings()
-    assert f"duplicate address {dup}: held by endpoint {EP1[:12]} and endpoint {EP2[:12]} on network {NET[:12]}" in lines
+    assert (
+        f"duplicate address {dup}: held by endpoint {EP1[:12]} and endpoint {EP2[:12]} on network {NET[:12]}" in lines
+    )
     await world.store.put_endpoint(dataclasses.replace(ep1, address="10.77.0.5/24"))
     lines = await world.findings()
     assert (f"mismatch endpoint {EP1[:12]}: address 10.77.0.5/24 is outside the pools of network {NET[:12]} "

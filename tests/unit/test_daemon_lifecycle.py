@@ -1,6 +1,7 @@
 """daemon.lifecycle.running: components start in order and stop in reverse,
 on shutdown and after a failed start (only those that started), with every
-start and stop in the log (debug), and one info line per start and stop.  And the daemon's own list (daemon_components)."""
+start and stop in the log (debug), and one info line per start and stop.  And the daemon's own list
+(daemon_components)."""
 
 from __future__ import annotations
 

@@ -224,14 +224,16 @@ class DriverMachine(RuleBasedStateMachine):
     def store_equals_model(self) -> None:
         snap = self.h.snapshot()
         assert {n.network_id: n.bridge for n in snap["networks"]} == {n: BY_ID[n].bridge for n in self.nets}
-        assert {e.endpoint_id: (e.network_id, e.address, e.mac, e.sandbox_key is not None and e.sandbox_key != "")
-                for e in snap["endpoints"]} == {e: (ep.nid, ep.address, ep.mac, ep.joined) for e, ep in self.eps.items()}
+        assert {
+            e.endpoint_id: (e.network_id, e.address, e.mac, e.sandbox_key is not None and e.sandbox_key != "")
+            for e in snap["endpoints"]
+        } == {e: (ep.nid, ep.address, ep.mac, ep.joined) for e, ep in self.eps.items()}
 
     @invariant()
     def kernel_equals_store(self) -> None:
         """No link without a record, no record without its link."""
         want = {BY_ID[n].bridge: ("bridge", owner_alias("bridge", n)) for n in self.nets}
-        for eid, ep in self.eps.items():
+        for eid in self.eps:
             host, peer = naming.veth_names(eid)
             want[host] = want[peer] = ("veth", owner_alias("veth", eid))
         links = self.h.dp.links

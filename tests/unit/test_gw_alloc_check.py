@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from http_helpers import Client, post
-
 from pynetdrv.dataplane.fake import FakeDataplane
+
 from pynetdrv.store.sqlite import SQLiteStore
 
 # What dockerd 28.5 sends for `docker network create -d pynetdrv --internal -o ...mtu=1400`

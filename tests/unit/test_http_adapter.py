@@ -105,8 +105,16 @@ ERROR_CASES = [
     ("/NetworkDriver.CreateNetwork", b'"a string"', 400),
     ("/NetworkDriver.CreateNetwork", b'{"NetworkID": 5}', 400),
     ("/NetworkDriver.CreateNetwork", b'{"NetworkID": ""}', 400),
-    ("/NetworkDriver.CreateNetwork",
-     json.dumps({"NetworkID": NID, "Options": {"com.docker.network.generic": {"com.docker.network.bridge.enable_icc": "maybe"}}}).encode(), 400),
+    (
+        "/NetworkDriver.CreateNetwork",
+        json.dumps(
+            {
+                "NetworkID": NID,
+                "Options": {"com.docker.network.generic": {"com.docker.network.bridge.enable_icc": "maybe"}},
+            }
+        ).encode(),
+        400,
+    ),
     ("/NetworkDriver.CreateEndpoint", json.dumps({"NetworkID": NID, "EndpointID": EID}).encode(), None),
     ("/NetworkDriver.EndpointOperInfo", json.dumps({"NetworkID": NID, "EndpointID": EID}).encode(), None),
     ("/NetworkDriver.Join", json.dumps({"NetworkID": NID, "EndpointID": EID, "SandboxKey": "/x"}).encode(), None),

@@ -36,11 +36,21 @@ def test_each_setting_becomes_its_option_and_args_come_last() -> None:
     env = {"PYNETDRV_LOG_LEVEL": "debug", "PYNETDRV_STORE": "sqlite:/var/lib/pynetdrv-plugin/b.db",
            "PYNETDRV_FIREWALL_CHECK_INTERVAL": "5", POOLS_ENV: " base=10.1.0.0/16,size=24  base=fd00:1::/48,size=64 ",
            "UNRELATED": "x"}
-    assert serve_argv(env, ["--log-level", "warning"], TODAY) == BASE + [
-        "--log-level", "debug", "--store", "sqlite:/var/lib/pynetdrv-plugin/b.db",
-        "--firewall-check-interval", "5",
-        "--default-pool", "base=10.1.0.0/16,size=24", "--default-pool", "base=fd00:1::/48,size=64",
-        "--log-level", "warning"]
+    assert serve_argv(env, ["--log-level", "warning"], TODAY) == [
+        *BASE,
+        "--log-level",
+        "debug",
+        "--store",
+        "sqlite:/var/lib/pynetdrv-plugin/b.db",
+        "--firewall-check-interval",
+        "5",
+        "--default-pool",
+        "base=10.1.0.0/16,size=24",
+        "--default-pool",
+        "base=fd00:1::/48,size=64",
+        "--log-level",
+        "warning",
+    ]
 
 
 def test_empty_settings_are_left_out() -> None:
@@ -48,16 +58,23 @@ def test_empty_settings_are_left_out() -> None:
 
 
 def test_a_setting_serve_has_no_option_for_is_named() -> None:
-    with pytest.raises(ValueError, match="PYNETDRV_ADVERTISE_ADDRESS='192.0.2.1'.*--advertise-address"):
+    with pytest.raises(ValueError, match=r"PYNETDRV_ADVERTISE_ADDRESS='192\.0\.2\.1'.*--advertise-address"):
         serve_argv({"PYNETDRV_ADVERTISE_ADDRESS": "192.0.2.1"}, [], TODAY)
-    assert serve_argv({"PYNETDRV_ADVERTISE_ADDRESS": "192.0.2.1"}, [], TODAY | {"--advertise-address"}) == BASE + [
-        "--advertise-address", "192.0.2.1"]
+    assert serve_argv({"PYNETDRV_ADVERTISE_ADDRESS": "192.0.2.1"}, [], TODAY | {"--advertise-address"}) == [
+        *BASE,
+        "--advertise-address",
+        "192.0.2.1",
+    ]
 
 
 def test_the_real_serve_takes_what_the_entrypoint_passes() -> None:
     flags = _serve_flags()
-    assert TODAY <= flags
-    env = {"PYNETDRV_LOG_LEVEL": "debug", "PYNETDRV_FIREWALL_CHECK_INTERVAL": "7", POOLS_ENV: "base=10.1.0.0/16,size=24"}
+    assert flags >= TODAY
+    env = {
+        "PYNETDRV_LOG_LEVEL": "debug",
+        "PYNETDRV_FIREWALL_CHECK_INTERVAL": "7",
+        POOLS_ENV: "base=10.1.0.0/16,size=24",
+    }
     args = _parser().parse_args(serve_argv(env, ["--log-level", "warning"], flags))
     assert (args.command, args.socket, args.state) == ("serve", PLUGIN_SOCKET, PLUGIN_STATE_DIR / "state.db")
     assert (args.log_level, args.firewall_check_interval) == ("warning", 7.0)
@@ -65,7 +82,9 @@ def test_the_real_serve_takes_what_the_entrypoint_passes() -> None:
 
 
 def test_count_rules() -> None:
-    dump = "*filter\n:INPUT ACCEPT [0:0]\n:DOCKER - [0:0]\n-A FORWARD -j DOCKER-USER\n-A DOCKER-USER -j RETURN\nCOMMIT\n"
+    dump = (
+        "*filter\n:INPUT ACCEPT [0:0]\n:DOCKER - [0:0]\n-A FORWARD -j DOCKER-USER\n-A DOCKER-USER -j RETURN\nCOMMIT\n"
+    )
     assert count_rules(dump) == 2
     assert count_rules("") == 0
 

@@ -120,7 +120,7 @@ async def test_bad_mtu(net: NetworkService, dp: FakeDataplane, store: SQLiteStor
 
 @pytest.mark.parametrize("name", ["this-name-is-too-long", "br 0", "br/0", "br:0", "..", "bré", "br0\n"])
 async def test_bad_bridge_name(net: NetworkService, dp: FakeDataplane, store: SQLiteStore, name: str) -> None:
-    with pytest.raises(InvalidParameter, match="bridge.name"):
+    with pytest.raises(InvalidParameter, match=r"bridge.name"):
         await net.create_network(create_req(generic={"com.docker.network.bridge.name": name}))
     assert dp.links == {} and await store.list_networks() == []
 

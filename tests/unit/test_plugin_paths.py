@@ -64,7 +64,9 @@ def test_args_win_over_env() -> None:
     env = ["PYNETDRV_STORE=sqlite:/var/lib/pynetdrv-plugin/env.db"]
     assert store_in_plugin(env, ["--log-level", "debug", "--store", "sqlite:/var/lib/pynetdrv-plugin/a.db"]) \
         == PurePosixPath("/var/lib/pynetdrv-plugin/a.db")
-    assert store_in_plugin(env, ["--state=/var/lib/pynetdrv-plugin/s.db"]) == PurePosixPath("/var/lib/pynetdrv-plugin/s.db")
+    assert store_in_plugin(env, ["--state=/var/lib/pynetdrv-plugin/s.db"]) == PurePosixPath(
+        "/var/lib/pynetdrv-plugin/s.db"
+    )
     assert store_in_plugin(env, ["--store"]) == PurePosixPath("/var/lib/pynetdrv-plugin/env.db")
 
 

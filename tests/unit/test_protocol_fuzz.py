@@ -85,15 +85,23 @@ class Fuzzed:
 
     def _seed(self) -> None:
         ok = [
-            self.h.call("/IpamDriver.RequestPool", {"AddressSpace": "local", "Pool": POOL, "SubPool": "",
-                                                    "Options": {}, "V6": False}),
-            self.h.call("/IpamDriver.RequestAddress", {"PoolID": POOL_ID, "Address": "",
-                                                       "Options": {"RequestAddressType": "com.docker.network.gateway"}}),
+            self.h.call(
+                "/IpamDriver.RequestPool",
+                {"AddressSpace": "local", "Pool": POOL, "SubPool": "", "Options": {}, "V6": False},
+            ),
+            self.h.call(
+                "/IpamDriver.RequestAddress",
+                {"PoolID": POOL_ID, "Address": "", "Options": {"RequestAddressType": "com.docker.network.gateway"}},
+            ),
             self.h.call("/NetworkDriver.CreateNetwork", network_body(NID)),
             self.h.call("/IpamDriver.RequestAddress", {"PoolID": POOL_ID, "Address": "", "Options": None}),
-            self.h.call("/NetworkDriver.CreateEndpoint", {"NetworkID": NID, "EndpointID": EID,
-                                                          "Interface": {"Address": "10.227.0.2/24"}, "Options": {}}),
-            self.h.call("/NetworkDriver.Join", {"NetworkID": NID, "EndpointID": EID, "SandboxKey": "/x", "Options": {}}),
+            self.h.call(
+                "/NetworkDriver.CreateEndpoint",
+                {"NetworkID": NID, "EndpointID": EID, "Interface": {"Address": "10.227.0.2/24"}, "Options": {}},
+            ),
+            self.h.call(
+                "/NetworkDriver.Join", {"NetworkID": NID, "EndpointID": EID, "SandboxKey": "/x", "Options": {}}
+            ),
         ]
         assert [r.status for r in ok] == [200] * len(ok), ok
         self.baseline = self.h.snapshot()
@@ -120,7 +128,10 @@ class Fuzzed:
         steps = [
             ("/Plugin.Activate", None),
             ("/NetworkDriver.CreateNetwork", body),
-            ("/NetworkDriver.CreateEndpoint", {"NetworkID": nid, "EndpointID": nid, "Interface": {"Address": addr.json["Address"]}}),
+            (
+                "/NetworkDriver.CreateEndpoint",
+                {"NetworkID": nid, "EndpointID": nid, "Interface": {"Address": addr.json["Address"]}},
+            ),
             ("/NetworkDriver.Join", {"NetworkID": nid, "EndpointID": nid, "SandboxKey": "/y"}),
             ("/NetworkDriver.Leave", {"NetworkID": nid, "EndpointID": nid}),
             ("/NetworkDriver.DeleteEndpoint", {"NetworkID": nid, "EndpointID": nid}),
@@ -139,7 +150,9 @@ def network_body(nid: str, pool: str = POOL, gateway: str = "10.227.0.1/24") -> 
 
 
 def check_reply(path: str, reply: Reply) -> None:
-    assert reply.content_type == CONTENT_TYPE, f"{path}: {reply.status} answer is {reply.content_type}: {reply.text:.300}"
+    assert reply.content_type == CONTENT_TYPE, (
+        f"{path}: {reply.status} answer is {reply.content_type}: {reply.text:.300}"
+    )
     try:
         payload = json.loads(reply.text)
     except ValueError:
@@ -171,8 +184,9 @@ json_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40), st.sampled_from(KNOWN_IDS),
 )
-json_values = st.recursive(json_scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
-                           max_leaves=12)
+json_values = st.recursive(
+    json_scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=12
+)
 
 
 def _origin(annotation: Any) -> tuple[Any, bool]:
@@ -191,7 +205,11 @@ def wrong_values(annotation: Any) -> st.SearchStrategy[Any] | None:
     """Values that are never valid for a field of this type (strict models)."""
     tp, optional = _origin(annotation)
     none = st.nothing() if optional else st.none()
-    ints, floats, texts = st.integers(-(2**64), 2**64), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=30)
+    ints, floats, texts = (
+        st.integers(-(2**64), 2**64),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=30),
+    )
     lists, dicts = st.lists(json_scalars, max_size=3), st.dictionaries(st.text(max_size=5), json_scalars, max_size=3)
     if tp is str:
         return st.one_of(none, ints, floats, st.booleans(), lists, dicts)
@@ -208,14 +226,24 @@ def wrong_values(annotation: Any) -> st.SearchStrategy[Any] | None:
 
 VALID_BASE: dict[str, dict[str, Any]] = {
     "/NetworkDriver.CreateNetwork": network_body("ab" * 32, "10.227.9.0/24", "10.227.9.1/24"),
-    "/NetworkDriver.CreateEndpoint": {"NetworkID": NID, "EndpointID": "cd" * 32, "Interface": {"Address": "10.227.0.9/24"},
-                                      "Options": {}},
+    "/NetworkDriver.CreateEndpoint": {
+        "NetworkID": NID,
+        "EndpointID": "cd" * 32,
+        "Interface": {"Address": "10.227.0.9/24"},
+        "Options": {},
+    },
     "/NetworkDriver.Join": {"NetworkID": NID, "EndpointID": EID, "SandboxKey": "/z", "Options": {}},
     "/NetworkDriver.ProgramExternalConnectivity": {"NetworkID": NID, "EndpointID": EID, "Options": {}},
     "/NetworkDriver.AllocateNetwork": {"NetworkID": NID, "Options": {}, "IPv4Data": [], "IPv6Data": None},
     "/NetworkDriver.DiscoverNew": {"DiscoveryType": 1, "DiscoveryData": {}},
     "/NetworkDriver.DiscoverDelete": {"DiscoveryType": 1, "DiscoveryData": {}},
-    "/IpamDriver.RequestPool": {"AddressSpace": "local", "Pool": "10.227.8.0/24", "SubPool": "", "Options": {}, "V6": False},
+    "/IpamDriver.RequestPool": {
+        "AddressSpace": "local",
+        "Pool": "10.227.8.0/24",
+        "SubPool": "",
+        "Options": {},
+        "V6": False,
+    },
     "/IpamDriver.RequestAddress": {"PoolID": POOL_ID, "Address": "", "Options": None},
     "/IpamDriver.ReleaseAddress": {"PoolID": POOL_ID, "Address": "10.227.0.200"},
 }
@@ -303,8 +331,16 @@ def test_a_big_body_under_the_limit_is_read(fz: Fuzzed, path: str, size: int) ->
     assert len(reply.text) < 5000, "an error quoting the body must be clipped"
 
 
-CONTENT_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
-                 "application/octet-stream", "application/json; charset=latin-1", "", "garbage/%%%"]
+CONTENT_TYPES = [
+    "application/json",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "application/octet-stream",
+    "application/json; charset=latin-1",
+    "",
+    "garbage/%%%",
+]
 
 
 @examples(300)
@@ -339,7 +375,9 @@ def test_compressed_or_garbage_bodies_with_content_encoding_are_a_json_400(fz: F
 
 
 @examples(300)
-@given(path=st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="?#%"), min_size=0, max_size=60))
+@given(
+    path=st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="?#%"), min_size=0, max_size=60)
+)
 def test_unknown_paths_are_a_json_404(fz: Fuzzed, path: str) -> None:
     assume("/" + path not in ROUTES)
     reply = fz.send("/" + path, {"NetworkID": NID}, must_fail=True)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from pynetdrv.dataplane.fake import FakeDataplane
 
 from pynetdrv.api import network_models as nm
-from pynetdrv.dataplane.fake import FakeDataplane
 from pynetdrv.docker_names import read_network_names
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.status import render_status

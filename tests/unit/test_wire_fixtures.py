@@ -1,5 +1,6 @@
 """Every request body a real dockerd sent (each engine the suite runs on, recorded
-by the stand-in plugin tools/tracer into tests/fixtures/traces) validates against the model the route table assigns to its
+by the stand-in plugin tools/tracer into tests/fixtures/traces) validates against the model the route table assigns
+to its
 path, and the fields that matter come out of the model unchanged."""
 
 from __future__ import annotations

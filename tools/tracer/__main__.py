@@ -97,7 +97,9 @@ async def settle(recorder: Recorder, quiet: float = 0.7, limit: float = 10) -> N
     returns still belong to its step)."""
     start = time.monotonic()
     await asyncio.sleep(quiet)
-    while time.monotonic() - recorder.last_call < quiet and time.monotonic() - start < limit:
+    while time.monotonic() - start < limit:
+        if time.monotonic() - recorder.last_call >= quiet:
+            break
         await asyncio.sleep(0.1)
 
 

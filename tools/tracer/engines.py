@@ -13,9 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from integration.busybox_image import ensure_busybox_image
-
 from integration import engines as eng
+from integration.busybox_image import ensure_busybox_image
 from tools.tracer.script import SCENARIOS
 
 REPO = Path(__file__).resolve().parents[2]

@@ -5,7 +5,8 @@ written before it, and answers just enough for dockerd to go on.
 Its IPAM hands out addresses from memory (first free address of the pool, or of the
 sub-pool when one was asked for; the gateway asks for the pool's first address); its
 network driver creates no links (Join returns no interface and disables the gateway
-service), so nothing is configured on the host. State lives in the process only: a restarted tracer has forgotten it, as a
+service), so nothing is configured on the host. State lives in the process only: a restarted tracer has forgotten it,
+as a
 plugin that keeps no state would."""
 
 from __future__ import annotations

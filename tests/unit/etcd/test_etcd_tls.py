@@ -51,7 +51,9 @@ async def test_plain_client_is_refused_by_a_tls_etcd(etcd_tls: EtcdServer) -> No
     assert "if etcd uses TLS: give --etcd-cacert" in str(e.value)
 
 
-async def test_server_from_another_ca_is_refused(etcd_tls: EtcdServer, tmp_path_factory: pytest.TempPathFactory) -> None:
+async def test_server_from_another_ca_is_refused(
+    etcd_tls: EtcdServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     t = etcd_tls.tls
     assert t is not None
     other = TlsMaterial.create(tmp_path_factory.mktemp("other-ca"))
