@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from http_helpers import Client, post
-from pynetdrv.dataplane.fake import FakeDataplane
 
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane
 
 # What dockerd 28.5 sends for `docker network create -d pynetdrv --internal -o ...mtu=1400`
 # (the CreateNetwork Options map; 28 adds enable_ipv4).

@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from pynetdrv.dataplane.fake import FakeDataplane
 
 from pynetdrv.api import network_models as nm
 from pynetdrv.docker_names import read_network_names
 from pynetdrv.driver.service import NetworkService
 from pynetdrv.status import render_status
 from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
 
 NET_A, NET_B = "a1" * 32, "b2" * 32
 
@@ -73,7 +75,7 @@ async def silent_engine(tmp_path: Path) -> AsyncIterator[Path]:
 
 
 async def _two_networks(store: SQLiteStore) -> None:
-    net = NetworkService(store, FakeDataplane())
+    net = NetworkService(store, FakeDataplane(), FakeFirewall(), FakeReserver())
     for nid, pool in ((NET_A, "10.9.1.0/24"), (NET_B, "10.9.2.0/24")):
         await net.create_network(nm.CreateNetworkRequest(
             NetworkID=nid, IPv4Data=[nm.IPAMData(Pool=pool, Gateway=pool.replace("0/24", "1/24"))]))
