@@ -39,6 +39,17 @@ class VersionConflict(Conflict):
     caller read (another process changed it meanwhile); the message names the
     record.  Nothing was changed: read again and retry, or give up."""
 
+    @classmethod
+    def of_network(cls, network_id: str, stored: int, expected: int) -> VersionConflict:
+        """The same words from every store: ``stored`` 0 = no such record,
+        ``expected`` 0 = the caller meant to create it."""
+        name = f"network {network_id[:12]}"
+        if not expected:
+            return cls(f"{name} already exists (version {stored}); it was created meanwhile")
+        if not stored:
+            return cls(f"{name} no longer exists (expected version {expected})")
+        return cls(f"{name} is at version {stored}, not {expected}: it was changed meanwhile")
+
 
 class Unavailable(PynetdrvError):
     """A resource is exhausted (no free address, no free automatic pool)."""

@@ -221,12 +221,7 @@ class EtcdSharedStore:
                 continue  # only the mark moved: another network changed meanwhile; check again
             break
         stored = now.version if now else 0
-        name = f"network {network.network_id[:12]}"
-        if not expected_version:
-            raise VersionConflict(f"{name} already exists (version {stored}); it was created meanwhile")
-        if not stored:
-            raise VersionConflict(f"{name} no longer exists (expected version {expected_version})")
-        raise VersionConflict(f"{name} is at version {stored}, not {expected_version}: it was changed meanwhile")
+        raise VersionConflict.of_network(network.network_id, stored, expected_version)
 
     async def get_network(self, network_id: str) -> NetworkRecord | None:
         kv = await self.client.get(self.keys.network(network_id))

@@ -324,12 +324,7 @@ def put_network(conn: sqlite3.Connection, network: NetworkRecord, expected_versi
     row = conn.execute("SELECT version FROM networks WHERE network_id = ?", (network.network_id,)).fetchone()
     stored = row[0] if row else 0
     if stored != expected_version:
-        name = f"network {network.network_id[:12]}"
-        if not expected_version:
-            raise VersionConflict(f"{name} already exists (version {stored}); it was created meanwhile")
-        if not stored:
-            raise VersionConflict(f"{name} no longer exists (expected version {expected_version})")
-        raise VersionConflict(f"{name} is at version {stored}, not {expected_version}: it was changed meanwhile")
+        raise VersionConflict.of_network(network.network_id, stored, expected_version)
     other = conn.execute(
         "SELECT network_id FROM networks WHERE bridge = ? AND network_id != ?",
         (network.bridge, network.network_id),
