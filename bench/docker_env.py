@@ -1,5 +1,5 @@
 """The dockerd side of the benchmarks: the shared integration lock, dockerd and the images
-(via scripts/lib-docker.sh), iperf3, and a pynetdrv daemon in the host namespace that dockerd
+(through the integration suite's engine helpers), iperf3, and a pynetdrv daemon in the host namespace that dockerd
 finds as the ``pynetdrv-bench`` plugin."""
 
 from __future__ import annotations
@@ -62,8 +62,14 @@ def docker(*args: str, timeout: float = 120) -> str:
 
 def ensure_engine() -> str:
     """dockerd running (started if not) and the busybox image there; returns the engine version."""
-    subprocess.run(["bash", "-c", "source scripts/lib-docker.sh && ensure_dockerd && ensure_busybox_image"],
-                   cwd=REPO, check=True, stdout=subprocess.DEVNULL, timeout=300)
+    from integration.busybox_image import ensure_busybox_image
+    from integration.engines import ensure_system_dockerd
+
+    def quiet(_text: str) -> None:
+        pass
+
+    ensure_system_dockerd(quiet)
+    ensure_busybox_image(Path(DOCKER), quiet)
     return docker("version", "--format", "{{.Server.Version}}")
 
 
