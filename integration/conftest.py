@@ -52,11 +52,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.root)
     # scripts/test runs the integration tests once per engine; tests marked `once` run on
     # the first engine only. Deselected, not skipped: they did run, on that engine.
-    if os.environ.get("PYNETDRV_IT_ENGINE_INDEX", "0") != "0":
-        once = [item for item in items if item.get_closest_marker("once")]
-        if once:
-            config.hook.pytest_deselected(items=once)
-            items[:] = [item for item in items if not item.get_closest_marker("once")]
+    # Tests marked `first_and_last` run on the first and the last engine of the run only
+    # (matrix.py exports the last one's name as PYNETDRV_IT_LAST_ENGINE), not on those between.
+    first = os.environ.get("PYNETDRV_IT_ENGINE_INDEX", "0") == "0"
+    last = os.environ.get("PYNETDRV_IT_ENGINE") == os.environ.get("PYNETDRV_IT_LAST_ENGINE")
+    skipped = () if first else ("once",) if last else ("once", "first_and_last")
+    dropped = [item for item in items if any(item.get_closest_marker(m) for m in skipped)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
 
 
 # ---------------------------------------------------------------------------------------------

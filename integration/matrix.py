@@ -4,11 +4,13 @@ engine (engines.py), as root, after scripts/test has installed the apt packages 
 - PYNETDRV_ENGINES picks the engines, in order (default "20.10 26.1 28.5").
 - The first engine runs tests/unit and tests/netns (PYNETDRV_TEST_WORKERS parallel workers,
   default 4), then the integration tests one at a time; the others run the integration tests
-  only, without the tests marked `once` (conftest.py deselects them on PYNETDRV_IT_ENGINE_INDEX>0).
+  only, without the tests marked `once` (conftest.py deselects them on PYNETDRV_IT_ENGINE_INDEX>0);
+  tests marked `first_and_last` run on the first and the last engine (PYNETDRV_IT_LAST_ENGINE).
 - Arguments go to pytest; if they name test paths, those run once, on the first engine only.
 - Each pytest run is bounded by PYNETDRV_TEST_RUN_TIMEOUT seconds (default 1500).
 - pytest sees PYNETDRV_IT_DOCKER (the engine's client), PYNETDRV_IT_EXEC_ROOT, PYNETDRV_IT_ENGINE,
-  PYNETDRV_IT_ENGINE_INDEX and PYNETDRV_IT_COMPOSE (Docker Compose v2, a standalone binary).
+  PYNETDRV_IT_ENGINE_INDEX, PYNETDRV_IT_LAST_ENGINE (the name of the run's last engine) and
+  PYNETDRV_IT_COMPOSE (Docker Compose v2, a standalone binary).
 - Switching engines stops and starts dockerd: the integration lock is held for the whole run
   (PYNETDRV_IT_LOCK_HELD tells conftest.py); the machine's dockerd is recorded first and
   started again at the end if it ran before.
@@ -195,7 +197,8 @@ class Matrix:
         if engine.system and not version.startswith("20.10."):
             say(f"engine 20.10: note: the dockerd running here is Docker {version}")
         os.environ.update(PYNETDRV_IT_DOCKER=str(engine.client), PYNETDRV_IT_EXEC_ROOT=str(engine.exec_root),
-                          PYNETDRV_IT_ENGINE=engine.name, PYNETDRV_IT_ENGINE_INDEX=str(index))
+                          PYNETDRV_IT_ENGINE=engine.name, PYNETDRV_IT_ENGINE_INDEX=str(index),
+                          PYNETDRV_IT_LAST_ENGINE=self.engines[-1].name)
         rc = 0
         for run_args in plan_runs(index, self.args, self.explicit, self.workers):
             say(f"pytest on Docker {version} (engine {engine.name}, client {engine.client}): {shlex.join(run_args)}")

@@ -60,7 +60,7 @@ def test_a_down_after_a_partial_up_leaves_nothing(exclusive: None) -> None:
     lab.down()
     try:
         build_underlay()
-        start_host(HOSTS[0])
+        start_host(HOSTS[0], mode="single")
         assert host_pids(HOSTS[0]) and not host_pids(HOSTS[1])
     finally:
         problems = lab.down()
@@ -73,7 +73,7 @@ def running_lab(exclusive: None) -> Iterator[float]:
     lab.down()  # a crashed earlier run's lab
     try:
         t = time.monotonic()
-        lab.up()
+        lab.up(mode="single")  # this module: one independent pynetdrv per host
         took = time.monotonic() - t
         yield took
     finally:
@@ -92,7 +92,7 @@ def test_lab_comes_up_fast_and_healthy(running_lab: float) -> None:
 
 def test_up_again_changes_nothing(running_lab: float) -> None:
     before = {h.name: host_pids(h) for h in HOSTS}
-    lab.up()
+    lab.up(mode="single")
     assert {h.name: host_pids(h) for h in HOSTS} == before
     assert lab.status()[0]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -65,3 +66,31 @@ def start_etcd() -> None:
             return
         time.sleep(0.3)
     raise LabError(f"etcd in {ETCD_HOST.netns} not healthy after {READY_TIMEOUT}s (log: {data.parent}/etcd.log)")
+
+
+def etcd_pid() -> int | None:
+    """The lab's etcd: the process named etcd in h1's netns."""
+    ino = os.stat(NETNS_DIR / ETCD_HOST.netns).st_ino
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.stat(entry / "ns" / "net").st_ino == ino and os.path.basename(
+                    (entry / "cmdline").read_bytes().split(b"\0")[0].decode()) == "etcd":
+                return int(entry.name)
+        except (OSError, UnicodeDecodeError):
+            continue
+    return None
+
+
+def stop_etcd(timeout: float = 10) -> None:
+    """SIGTERM the lab's etcd and wait until it is gone (etcd down for every host)."""
+    pid = etcd_pid()
+    if pid is None:
+        raise LabError("etcd is not running in h1")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while etcd_pid() == pid:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)

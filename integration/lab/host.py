@@ -13,22 +13,27 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from integration.engine_processes import descendants
 from integration.engines import BASE_PATH, ENGINES, answers, spawn_detached
-from integration.lab.topology import NETNS_DIR, HostSpec, LabError
+from integration.lab.topology import ETCD_CLIENT_PORT, ETCD_HOST, NETNS_DIR, HostSpec, LabError
 from integration.processes import cmdline_of, pid_gone
 from integration.pynetdrv_daemon import plugin_ready
 
 ENGINE_ENV = "PNLAB_ENGINE"
 DEFAULT_ENGINE = "20.10"
+MODE_ENV = "PNLAB_MODE"
+MODES = ("cluster", "single")
 START_TIMEOUT = 60
+PLUGIN_SOCKET_IN_HOST = "/run/docker/plugins/pynetdrv.sock"
 
 
 def engine_bins(name: str | None = None) -> tuple[Path, Path, str]:
     """(dockerd, docker client, PATH) of the chosen engine (PNLAB_ENGINE, 20.10 by default)."""
-    name = name or os.environ.get(ENGINE_ENV) or DEFAULT_ENGINE
+    # under scripts/test, the engine the matrix runs (PYNETDRV_IT_ENGINE) unless told otherwise
+    name = name or os.environ.get(ENGINE_ENV) or os.environ.get("PYNETDRV_IT_ENGINE") or DEFAULT_ENGINE
     if name not in ENGINES:
         raise LabError(f"unknown engine '{name}' (--engine / {ENGINE_ENV}; choose from: {' '.join(ENGINES)})")
     engine = ENGINES[name]
@@ -38,11 +43,35 @@ def engine_bins(name: str | None = None) -> tuple[Path, Path, str]:
     return engine.packages.bin / "dockerd", engine.client, f"{engine.packages.bin}:{BASE_PATH}"
 
 
-def host_script(host: HostSpec, dockerd: Path) -> str:
+def lab_mode(mode: str | None = None) -> str:
+    """cluster (default: every pynetdrv on etcd in h1, VXLAN between hosts) or single (PNLAB_MODE)."""
+    mode = mode or os.environ.get(MODE_ENV) or MODES[0]
+    if mode not in MODES:
+        raise LabError(f"unknown mode '{mode}' ({MODE_ENV}; choose from: {' '.join(MODES)})")
+    return mode
+
+
+def pynetdrv_argv(host: HostSpec, mode: str) -> list[str]:
+    """The host's `pynetdrv serve`: cluster mode shares pools/addresses through etcd on h1 and
+    advertises the host's underlay address as its VXLAN endpoint; single mode is SQLite only."""
+    argv = [sys.executable, "-m", "pynetdrv", "serve", "--socket", PLUGIN_SOCKET_IN_HOST,
+            "--state", str(host.data_dir / "pynetdrv.db"), "--log-level", "debug"]
+    if mode == "cluster":
+        argv += ["--store", f"etcd://{ETCD_HOST.address}:{ETCD_CLIENT_PORT}", "--advertise-address", host.address]
+    return argv
+
+
+def host_mode(host: HostSpec) -> str:
+    """The mode the host was started in (recorded by start_host), so a restart keeps it."""
+    try:
+        return lab_mode((host.data_dir / "mode").read_text().strip())
+    except FileNotFoundError:
+        return lab_mode()
+
+
+def host_script(host: HostSpec, dockerd: Path, mode: str) -> str:
     q = shlex.quote
-    state = host.data_dir / "pynetdrv.db"
-    pynetdrv = [sys.executable, "-m", "pynetdrv", "serve", "--socket", "/run/docker/plugins/pynetdrv.sock",
-                "--state", str(state), "--log-level", "debug"]
+    pynetdrv = pynetdrv_argv(host, mode)
     config = host.data_dir / "daemon.json"
     dockerd_argv = [str(dockerd), "--config-file", str(config), "--data-root", str(host.data_dir / "docker"),
                     "--exec-root", host.exec_root, "--pidfile", f"{host.exec_root}.pid",
@@ -61,29 +90,96 @@ def host_script(host: HostSpec, dockerd: Path) -> str:
     ])
 
 
-def start_host(host: HostSpec, engine: str | None = None) -> None:
+def _env(path: str) -> dict[str, str]:
+    return {"PATH": path, "HOME": "/root", "LANG": "C.UTF-8", "PYTHONPATH": os.pathsep.join(sys.path),
+            "GRPC_ENABLE_FORK_SUPPORT": "0"}
+
+
+def start_host(host: HostSpec, engine: str | None = None, mode: str | None = None) -> None:
     """Start the host's pynetdrv + dockerd unless its dockerd answers (idempotent)."""
     dockerd, client, path = engine_bins(engine)
+    mode = lab_mode(mode)
     host.run_dir.mkdir(parents=True, exist_ok=True)
     host.data_dir.mkdir(parents=True, exist_ok=True)
     host.client.write_text(f"#!/bin/sh\nexec {shlex.quote(str(client))} -H unix://{host.docker_sock} \"$@\"\n")
     host.client.chmod(0o755)
     (host.data_dir / "daemon.json").write_text("{}\n")
+    (host.data_dir / "engine").write_text(f"{engine or ''}\n")
     if answers(host.client, timeout=5) and plugin_ready(host.plugin_sock):
         return
     if host_pids(host, engine_only=True):
         stop_host(host, engine_only=True)  # half up (a failed earlier `up`): start it again from scratch
-    env = {"PATH": path, "HOME": "/root", "LANG": "C.UTF-8", "PYTHONPATH": os.pathsep.join(sys.path)}
+    (host.data_dir / "mode").write_text(f"{mode}\n")
     argv = ["unshare", "-m", "--propagation", "private", "nsenter", f"--net={NETNS_DIR / host.netns}",
-            "sh", "-c", host_script(host, dockerd)]
-    spawn_detached(argv, env, host.data_dir / "dockerd.log")
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if answers(host.client, timeout=3) and plugin_ready(host.plugin_sock):
+            "sh", "-c", host_script(host, dockerd, mode)]
+    spawn_detached(argv, _env(path), host.data_dir / "dockerd.log")
+    _wait_ready(host, lambda: answers(host.client, timeout=3) and plugin_ready(host.plugin_sock), "dockerd/pynetdrv")
+
+
+def _wait_ready(host: HostSpec, ready: Callable[[], bool], what: str) -> None:
+    started = time.monotonic()
+    while time.monotonic() < started + START_TIMEOUT:
+        if ready():
             return
+        if time.monotonic() > started + 5 and _pynetdrv_exited(host):
+            break
         time.sleep(0.3)
-    raise LabError(f"{host.name}: dockerd/pynetdrv not ready after {START_TIMEOUT}s "
-                   f"(logs: {host.data_dir}/dockerd.log, {host.data_dir}/pynetdrv.log)")
+    tail = "\n  ".join(_log_tail(host.data_dir / "pynetdrv.log"))
+    raise LabError(f"{host.name}: {what} not ready (logs: {host.data_dir}/dockerd.log, "
+                   f"{host.data_dir}/pynetdrv.log; its end:\n  {tail})")
+
+
+def _log_tail(log: Path, lines: int = 8) -> list[str]:
+    try:
+        return log.read_text(errors="replace").splitlines()[-lines:]
+    except FileNotFoundError:
+        return []
+
+
+def _pynetdrv_exited(host: HostSpec) -> bool:
+    """pynetdrv is gone while dockerd runs (e.g. it refused its command line): no use waiting."""
+    return (dockerd_pid(host) is not None and pynetdrv_pid(host) is None
+            and bool(_log_tail(host.data_dir / "pynetdrv.log")))
+
+
+def _pid_running(host: HostSpec, match: Callable[[list[str]], bool]) -> int | None:
+    for pid in host_pids(host, engine_only=True):
+        argv = cmdline_of(pid)
+        if argv and match(argv):
+            return pid
+    return None
+
+
+def dockerd_pid(host: HostSpec) -> int | None:
+    return _pid_running(host, lambda a: os.path.basename(a[0]) == "dockerd")
+
+
+def pynetdrv_pid(host: HostSpec) -> int | None:
+    return _pid_running(host, lambda a: a[1:4] == ["-m", "pynetdrv", "serve"])
+
+
+def kill_pynetdrv(host: HostSpec) -> None:
+    """SIGKILL the host's pynetdrv (a crash); its dockerd and containers go on."""
+    pid = pynetdrv_pid(host)
+    if pid is None:
+        raise LabError(f"{host.name}: no pynetdrv running")
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not pid_gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def start_pynetdrv(host: HostSpec) -> None:
+    """Start pynetdrv again inside the running host (its dockerd's mount and network namespaces),
+    in the mode and with the engine PATH the host was started with."""
+    pid = dockerd_pid(host)
+    if pid is None:
+        raise LabError(f"{host.name}: dockerd is not running; start the host instead")
+    engine = (host.data_dir / "engine").read_text().strip() or None
+    path = engine_bins(engine)[2]
+    argv = ["nsenter", "-t", str(pid), "-m", "-n", *pynetdrv_argv(host, host_mode(host))]
+    spawn_detached(argv, _env(path), host.data_dir / "pynetdrv.log")
+    _wait_ready(host, lambda: plugin_ready(host.plugin_sock), "pynetdrv")
 
 
 def _netns_inode(host: HostSpec) -> int | None:

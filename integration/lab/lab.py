@@ -6,7 +6,17 @@ import shutil
 from pathlib import Path
 
 from integration.lab import etcd
-from integration.lab.host import cgroup_dirs, engine_bins, health, host_pids, remove_cgroups, start_host, stop_host
+from integration.lab.host import (
+    cgroup_dirs,
+    engine_bins,
+    health,
+    host_mode,
+    host_pids,
+    lab_mode,
+    remove_cgroups,
+    start_host,
+    stop_host,
+)
 from integration.lab.topology import (
     DATA_DIR,
     HOSTS,
@@ -19,13 +29,15 @@ from integration.lab.topology import (
 )
 
 
-def up(engine: str | None = None) -> None:
-    """Build what is missing; a failure leaves things for `down` (which handles any partial lab)."""
-    engine_bins(engine)  # a bad engine name fails here, before anything is built
+def up(engine: str | None = None, mode: str | None = None) -> None:
+    """Build what is missing; a failure leaves things for `down` (which handles any partial lab).
+    etcd first: in cluster mode every pynetdrv needs it to start."""
+    engine_bins(engine)  # a bad engine or mode name fails here, before anything is built
+    mode = lab_mode(mode)
     build_underlay()
-    for host in HOSTS:
-        start_host(host, engine)
     etcd.start_etcd()
+    for host in HOSTS:
+        start_host(host, engine, mode)
 
 
 def status() -> tuple[bool, list[str]]:
@@ -37,7 +49,8 @@ def status() -> tuple[bool, list[str]]:
         parts["etcd"] = host.netns in lab_namespaces() and etcd.reachable_from(host)
         ok = ok and all(parts.values())
         flags = " ".join(f"{k}={'ok' if v else 'DOWN'}" for k, v in parts.items())
-        lines.append(f"{host.name} netns={host.netns} underlay={host.address} {flags} "
+        mode = host_mode(host) if host.data_dir.exists() else "-"
+        lines.append(f"{host.name} netns={host.netns} underlay={host.address} mode={mode} {flags} "
                      f"client: {host.client}")
     return ok, lines
 
