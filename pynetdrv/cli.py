@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--state", type=Path, default=DEFAULT_STATE,
                    help="SQLite state file: all state, or this host's records in cluster mode "
                    f"(default {DEFAULT_STATE})")
-    s.add_argument("--store", type=_serve_store, metavar="sqlite:PATH|etcd://HOST:PORT[,HOST:PORT...]",
+    s.add_argument("--store", type=_serve_store, action=_StoreAction, metavar="sqlite:PATH|etcd://HOST:PORT[,HOST:PORT...]",
                    help="sqlite:PATH: one host, everything in that file (same as --state PATH); etcd://...: cluster "
                    "mode, networks span the hosts sharing that etcd (docs/multihost.md)")
     s.add_argument("--advertise-address", metavar="IP",
@@ -100,6 +100,17 @@ def _serve_store(text: str) -> Path | str:
         return parse_store(text, etcd=True)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+class _StoreAction(argparse.Action):
+    """``--store sqlite:PATH`` is ``--state PATH`` (the last one given wins); ``etcd://`` goes to ``store``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        if isinstance(values, Path):
+            namespace.state = values
+        else:
+            namespace.store = values
 
 
 def _port(text: str) -> int:
@@ -204,11 +215,7 @@ def _serve_command(args: argparse.Namespace) -> int:
 def _serve_config(args: argparse.Namespace) -> Config:
     """The daemon's Config from ``serve``'s options; ValueError (one line) names what is wrong."""
     state: Path = args.state
-    etcd: str | None = None
-    if isinstance(args.store, Path):
-        state = args.store
-    elif isinstance(args.store, str):
-        etcd = args.store
+    etcd: str | None = args.store
     cluster_only = {"--advertise-address": args.advertise_address, "--etcd-cacert": args.etcd_cacert,
                     "--etcd-cert": args.etcd_cert, "--etcd-key": args.etcd_key}
     if etcd is None:

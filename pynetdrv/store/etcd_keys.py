@@ -11,7 +11,7 @@
 - ``pool-users/<pool_id>``: cluster mode: JSON ``{host: count}``, which hosts use the pool (RequestPool of
   the same subnet on several hosts joins it); the pool goes when the last host releases it;
 - ``vni/<n>``: the cluster network (its first pool id) that holds VXLAN VNI n; ``vni-of/<pool_id>``: n;
-- ``reg/hosts/<host>``, ``reg/endpoints/<host>/<endpoint_id>``: the registry (cluster.registry), under each host's
+- ``reg/hosts/<host>``, ``reg/endpoints/<host>/<endpoint_id>``: the registry (registry.registry), under each host's
   lease: a host's record and its endpoints go when it stops renewing;
 - ``pools-changed``, ``networks-changed``: put (empty) with every pool creation / network write, and
   compared by them, so the overlap and bridge-name checks are atomic with the write across hosts.
