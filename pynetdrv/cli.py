@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from pynetdrv import __version__
+from pynetdrv.cluster.errors import EtcdConfigError
 from pynetdrv.config import (
     DEFAULT_DOCKER_SOCKET,
     DEFAULT_POOLS_V4,
@@ -35,7 +36,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--socket", type=Path, default=DEFAULT_SOCKET,
                    help="unix socket Docker connects to; its name (without .sock) is the driver name "
                    f"(default {DEFAULT_SOCKET})")
-    _state_options(s)
+    s.add_argument("--state", type=Path, default=DEFAULT_STATE,
+                   help="SQLite state file: all state, or this host's records in cluster mode "
+                   f"(default {DEFAULT_STATE})")
+    s.add_argument("--store", type=_serve_store, action=_StoreAction, metavar="sqlite:PATH|etcd://HOST:PORT[,HOST:PORT...]",
+                   help="sqlite:PATH: one host, everything in that file (same as --state PATH); etcd://...: cluster "
+                   "mode, networks span the hosts sharing that etcd (docs/multihost.md)")
+    s.add_argument("--advertise-address", metavar="IP",
+                   help="cluster mode: this host's address on the underlay (its VXLAN endpoint); must be an "
+                   "address of this host")
+    s.add_argument("--etcd-cacert", type=Path, metavar="FILE", help="CA certificate etcd's server cert is checked with")
+    s.add_argument("--etcd-cert", type=Path, metavar="FILE", help="client certificate for etcd (with --etcd-key)")
+    s.add_argument("--etcd-key", type=Path, metavar="FILE", help="client key for etcd (with --etcd-cert)")
+    s.add_argument("--vxlan-port", type=_port, default=4789, metavar="PORT",
+                   help="cluster mode: UDP port of VXLAN between hosts (default 4789)")
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     s.add_argument("--default-pool", action="append", metavar="base=CIDR,size=N", type=_default_pool,
                    help="range automatic pools are carved from; repeatable, both families "
@@ -74,9 +88,35 @@ def _state_options(p: argparse.ArgumentParser) -> None:
 
 def _store(text: str) -> Path:
     try:
-        return parse_store(text)
+        path = parse_store(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+    assert isinstance(path, Path)
+    return path
+
+
+def _serve_store(text: str) -> Path | str:
+    try:
+        return parse_store(text, etcd=True)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+class _StoreAction(argparse.Action):
+    """``--store sqlite:PATH`` is ``--state PATH`` (the last one given wins); ``etcd://`` goes to ``store``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        if isinstance(values, Path):
+            namespace.state = values
+        else:
+            namespace.store = values
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a UDP port (1-65535)")
+    return int(text)
 
 
 async def _status(state: Path, docker_socket: Path | None) -> str:
@@ -149,15 +189,18 @@ def _serve_command(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    config = Config(socket=args.socket, state=args.state, log_level=args.log_level,
-                    firewall_check_seconds=args.firewall_check_interval)
+    try:
+        config = _serve_config(args)
+    except ValueError as e:
+        print(f"pynetdrv: {e}", file=sys.stderr)
+        return 1
     if args.default_pool:
         config = dataclasses.replace(config, default_pools=tuple(args.default_pool))
     from pynetdrv.server import serve
 
     try:
         asyncio.run(serve(config))
-    except (AlreadyRunning, StateFileError) as e:
+    except (AlreadyRunning, StateFileError, EtcdConfigError) as e:
         print(f"pynetdrv: {e}", file=sys.stderr)
         return 1
     except (OSError, RuntimeError, PynetdrvError) as e:
@@ -167,3 +210,29 @@ def _serve_command(args: argparse.Namespace) -> int:
         print(f"pynetdrv: cannot serve on {config.socket} with state {config.state}: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _serve_config(args: argparse.Namespace) -> Config:
+    """The daemon's Config from ``serve``'s options; ValueError (one line) names what is wrong."""
+    state: Path = args.state
+    etcd: str | None = args.store
+    cluster_only = {"--advertise-address": args.advertise_address, "--etcd-cacert": args.etcd_cacert,
+                    "--etcd-cert": args.etcd_cert, "--etcd-key": args.etcd_key}
+    if etcd is None:
+        given = [name for name, value in cluster_only.items() if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only for cluster mode (--store etcd://HOST:PORT)")
+        return Config(socket=args.socket, state=state, log_level=args.log_level,
+                      firewall_check_seconds=args.firewall_check_interval)
+    from pynetdrv.cluster.advertise import check_advertise_address
+    from pynetdrv.cluster.endpoints import EtcdTls
+
+    address = check_advertise_address(args.advertise_address)
+    try:
+        EtcdTls.from_options(args.etcd_cacert, args.etcd_cert, args.etcd_key)  # reads and checks the files now
+    except EtcdConfigError as e:
+        raise ValueError(str(e)) from None
+    return Config(socket=args.socket, state=state, log_level=args.log_level,
+                  firewall_check_seconds=args.firewall_check_interval, etcd=etcd, advertise_address=address,
+                  etcd_cacert=args.etcd_cacert, etcd_cert=args.etcd_cert, etcd_key=args.etcd_key,
+                  vxlan_port=args.vxlan_port)

@@ -1,8 +1,10 @@
 """The daemon's components, in the order ``daemon_components`` starts them:
 
     state lock -> store -> socket -> serving modules -> dataplane -> firewall
-    -> port reserver -> services -> reconcile -> firewall tidy-up -> serving
-    -> firewall keeper
+    -> port reserver [-> cluster member] -> services -> reconcile
+    [-> cluster registry] -> firewall tidy-up -> serving -> firewall keeper
+
+(the bracketed two in cluster mode only, ``--store etcd://``: docs/multihost.md)
 
 The socket comes right after the lock and the store: Docker's
 ``/Plugin.Activate`` is answered while the rest starts, and every other call
@@ -35,10 +37,12 @@ from pynetdrv.lock import StateLock
 
 if TYPE_CHECKING:
     from pynetdrv.dataplane.base import Dataplane
+    from pynetdrv.dataplane.vxlan import VxlanDataplane
     from pynetdrv.driver.service import NetworkService
     from pynetdrv.firewall.base import Firewall
     from pynetdrv.ipam.service import IpamService
     from pynetdrv.ports.reserver import PortReserver
+    from pynetdrv.registry.member import ClusterMember
     from pynetdrv.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -212,15 +216,72 @@ class PortReserverComponent:
         self.ports.close()
 
 
+class ClusterMemberComponent:
+    """Cluster mode: this host's member (VXLAN devices fed from the registry), made here so the
+    network driver can tell it about networks and endpoints; it starts watching after reconcile
+    (``ClusterRegistryComponent``)."""
+
+    name = "cluster member"
+
+    def __init__(self, config: Config, store: StoreComponent) -> None:
+        self._config, self._store = config, store
+        self.member: ClusterMember | None = None
+        self._vxlan: VxlanDataplane | None = None
+
+    def detail(self) -> str:
+        return f"host {self._config.advertise_address}, VXLAN port {self._config.vxlan_port}"
+
+    async def start(self) -> None:
+        from pynetdrv.dataplane.vxlan import VxlanDataplane
+        from pynetdrv.registry.member import ClusterMember
+        from pynetdrv.registry.registry import Registry
+        from pynetdrv.store.cluster import ClusterStore
+
+        store = self._store.store
+        if not isinstance(store, ClusterStore) or not self._config.advertise_address:
+            raise RuntimeError("cluster member: the store is not a cluster store (--store etcd://...)")
+        pools, host = store.pools, self._config.advertise_address
+        self._vxlan = VxlanDataplane(instance=self._config.instance)
+        self.member = ClusterMember(
+            self._vxlan, store, pools,
+            lambda local, changed: Registry(pools.client, pools.keys, host, local, changed),
+            host, self._config.vxlan_port)
+
+    async def stop(self) -> None:
+        if self._vxlan is not None:
+            await self._vxlan.close()
+
+
+class ClusterRegistryComponent:
+    """Cluster mode: this host in the registry (under its lease), and the watch feeding VXLAN.
+    Starts without waiting for etcd: while etcd is away the data plane keeps what it has."""
+
+    name = "cluster registry"
+
+    def __init__(self, config: Config, member: ClusterMemberComponent) -> None:
+        self._config, self._member = config, member
+
+    def detail(self) -> str:
+        return f"{self._config.etcd}, as {self._config.advertise_address}"
+
+    async def start(self) -> None:
+        await _started(self._member.member, self.name).start()
+
+    async def stop(self) -> None:
+        await _started(self._member.member, self.name).stop()
+
+
 class ServicesComponent:
     """The network driver and IPAM services on top of the parts."""
 
     name = "services"
 
     def __init__(self, config: Config, store: StoreComponent, dataplane: DataplaneComponent,
-                 firewall: FirewallComponent, ports: PortReserverComponent) -> None:
+                 firewall: FirewallComponent, ports: PortReserverComponent,
+                 cluster: ClusterMemberComponent | None = None) -> None:
         self._config = config
         self._store, self._dp, self._fw, self._ports = store, dataplane, firewall, ports
+        self._cluster = cluster
         self._services: tuple[NetworkService, IpamService] | None = None
 
     @property
@@ -231,8 +292,9 @@ class ServicesComponent:
         return ""
 
     async def start(self) -> None:
+        member = _started(self._cluster.member, self._cluster.name) if self._cluster is not None else None
         self._services = services(
-            self._store.store, self._dp.dataplane, self._config, self._fw.firewall, self._ports.ports)
+            self._store.store, self._dp.dataplane, self._config, self._fw.firewall, self._ports.ports, member)
 
     async def stop(self) -> None:
         pass
@@ -363,11 +425,13 @@ def daemon_components(
     dp = DataplaneComponent(config, dataplane)
     fw = FirewallComponent(config, firewall)
     held = PortReserverComponent(ports)
-    svc = ServicesComponent(config, store, dp, fw, held)
+    member = ClusterMemberComponent(config, store) if config.etcd else None
+    svc = ServicesComponent(config, store, dp, fw, held, member)
     components: list[Component] = [
-        StateLockComponent(config), store, socket, ServingModulesComponent(), dp, fw, held, svc,
-        ReconcileComponent(store, dp, svc), FirewallTidyComponent(store, fw),
-        ServingComponent(config, gate, socket, svc),
+        StateLockComponent(config), store, socket, ServingModulesComponent(), dp, fw, held,
+        *([member] if member else []), svc, ReconcileComponent(store, dp, svc),
+        *([ClusterRegistryComponent(config, member)] if member else []),
+        FirewallTidyComponent(store, fw), ServingComponent(config, gate, socket, svc),
     ]
     if config.firewall_check_seconds > 0:
         components.append(FirewallKeeperComponent(config.firewall_check_seconds, svc))

@@ -20,6 +20,7 @@ from pynetdrv.config import Config
 
 if TYPE_CHECKING:
     from pynetdrv.dataplane.base import Dataplane
+    from pynetdrv.driver.cluster_hooks import ClusterHooks
     from pynetdrv.driver.service import NetworkService
     from pynetdrv.firewall.base import Firewall
     from pynetdrv.ipam.service import IpamService
@@ -33,11 +34,13 @@ NETWORK_SERVICE: web.AppKey[NetworkService] = web.AppKey("network")
 
 def services(
     store: Store, dataplane: Dataplane, config: Config, firewall: Firewall, ports: PortReserver,
+    cluster: ClusterHooks | None = None,
 ) -> tuple[NetworkService, IpamService]:
     from pynetdrv.driver.service import NetworkService
     from pynetdrv.ipam.service import IpamService
 
-    return NetworkService(store, dataplane, firewall, ports), IpamService(store, config, dataplane.host_routes)
+    return (NetworkService(store, dataplane, firewall, ports, cluster),
+            IpamService(store, config, dataplane.host_routes))
 
 
 def build_app(

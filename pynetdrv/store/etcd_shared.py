@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import netaddr
@@ -73,10 +74,10 @@ class EtcdSharedStore:
         return await c._call(f"range {key!r}..{end!r}", go)
 
     # -- pools -----------------------------------------------------------------------------------------
-    async def add_pool(self, pool: PoolRecord) -> None:
+    async def add_pool(self, pool: PoolRecord, also: Sequence[Put] = ()) -> None:
         """The overlap check and the creation are atomic across hosts: every pool creation also puts
         the ``pools-changed`` key, and the creation commits only if that key is as it was before the
-        pools were read (else: read again)."""
+        pools were read (else: read again).  ``also``: more keys put in the same transaction."""
         net = parse_cidr(pool.cidr, "pool")
         k, c, mark = self.keys.pool(pool.pool_id), self.keys.cursor(pool.pool_id), self.keys.pools_changed()
         cursor = range_bounds(pool)[0]
@@ -88,7 +89,7 @@ class EtcdSharedStore:
                     raise Conflict(f"pool {pool.cidr} overlaps pool {other.cidr} already in use by pynetdrv")
             r = await self.client.txn(
                 [absent(k), absent(c), mod_revision_is(mark, seen.mod_revision if seen else 0)],
-                [Put(k, _pool_json(pool)), Put(c, b"%x" % cursor), Put(mark, b"")], [Get(k)])
+                [Put(k, _pool_json(pool)), Put(c, b"%x" % cursor), Put(mark, b""), *also], [Get(k)])
             if r.succeeded:
                 return
             if r.gets[0] is not None:
