@@ -9,9 +9,11 @@ import contextlib
 import itertools
 import json
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -29,7 +31,7 @@ from integration.lab.containers import (
 )
 from integration.lab.host import host_pids, kill_pynetdrv, start_host, start_pynetdrv
 from integration.lab.intruder import intruder
-from integration.lab.topology import HOSTS, HostSpec, in_ns
+from integration.lab.topology import DATA_DIR, HOSTS, HostSpec, in_ns
 
 pytestmark = pytest.mark.first_and_last
 
@@ -39,6 +41,7 @@ OTHER, OTHER4, OTHER_GW4 = "labnet-b", "10.178.0.0/24", "10.178.0.1"
 LAB_BUDGET = 240       # seconds for the whole module, lab up and down included (per engine)
 ALLOC_BOUND = 30       # an allocation with etcd down fails within this
 CONVERGE = 30          # cross-host reachability after a restart or a return
+LOGS = Path("/tmp/pnlab-logs")
 _started = time.monotonic()
 
 
@@ -59,7 +62,17 @@ def cluster_lab(exclusive: None) -> Iterator[None]:
             ensure_busybox_image(host.client, say=lambda s: None)
         yield
     finally:
+        _keep_logs()
         lab.down()
+
+
+def _keep_logs() -> None:
+    """down removes /var/lib/pnlab: the hosts' logs are copied to LOGS/<engine>/ first."""
+    target = LOGS / (os.environ.get("PYNETDRV_IT_ENGINE") or "default")
+    shutil.rmtree(target, ignore_errors=True)
+    for log in DATA_DIR.glob("h*/*.log"):
+        (target / log.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(log, target / log.parent.name / log.name)
 
 
 @pytest.fixture(scope="module")
