@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--etcd-key", type=Path, metavar="FILE", help="client key for etcd (with --etcd-cert)")
     s.add_argument("--vxlan-port", type=_port, default=4789, metavar="PORT",
                    help="cluster mode: UDP port of VXLAN between hosts (default 4789)")
+    s.add_argument("--docker-socket", type=Path, default=DEFAULT_DOCKER_SOCKET, dest="serve_docker_socket",
+                   help="cluster mode: the local Engine API create-once uses (docs/create-once.md; "
+                   f"default {DEFAULT_DOCKER_SOCKET})")
+    s.add_argument("--no-create-once", action="store_true",
+                   help="cluster mode: do not create/remove cluster networks on this host's Docker")
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     s.add_argument("--default-pool", action="append", metavar="base=CIDR,size=N", type=_default_pool,
                    help="range automatic pools are carved from; repeatable, both families "
@@ -235,4 +240,5 @@ def _serve_config(args: argparse.Namespace) -> Config:
     return Config(socket=args.socket, state=state, log_level=args.log_level,
                   firewall_check_seconds=args.firewall_check_interval, etcd=etcd, advertise_address=address,
                   etcd_cacert=args.etcd_cacert, etcd_cert=args.etcd_cert, etcd_key=args.etcd_key,
-                  vxlan_port=args.vxlan_port)
+                  vxlan_port=args.vxlan_port, docker_socket=args.serve_docker_socket,
+                  create_once=not args.no_create_once)

@@ -91,6 +91,9 @@ class Config:
     etcd_cert: Path | None = None
     etcd_key: Path | None = None
     vxlan_port: int = 4789
+    #: Cluster mode: the local Engine API the create-once sync uses (docs/create-once.md).
+    docker_socket: Path = DEFAULT_DOCKER_SOCKET
+    create_once: bool = True
 
     @property
     def store_url(self) -> str:

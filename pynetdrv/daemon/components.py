@@ -36,6 +36,7 @@ from pynetdrv.daemon.process import import_serving_modules
 from pynetdrv.lock import StateLock
 
 if TYPE_CHECKING:
+    from pynetdrv.createonce.sync import CreateOnceSync
     from pynetdrv.dataplane.base import Dataplane
     from pynetdrv.dataplane.vxlan import VxlanDataplane
     from pynetdrv.driver.service import NetworkService
@@ -414,6 +415,38 @@ class FirewallKeeperComponent:
                 await task
 
 
+class CreateOnceComponent:
+    """Cluster mode: the create-once sync (pynetdrv.createonce), after serving: the networks it
+    creates through the local Engine API make Docker call this daemon."""
+
+    name = "create-once sync"
+
+    def __init__(self, config: Config, store: StoreComponent) -> None:
+        self._config, self._store = config, store
+        self._sync: CreateOnceSync | None = None
+
+    def detail(self) -> str:
+        return f"Docker at {self._config.docker_socket}"
+
+    async def start(self) -> None:
+        from pynetdrv.createonce.catalog import Catalog
+        from pynetdrv.createonce.engine import DockerEngine
+        from pynetdrv.createonce.sync import CreateOnceSync
+        from pynetdrv.store.cluster import ClusterStore
+
+        store = self._store.store
+        if not isinstance(store, ClusterStore) or not self._config.advertise_address:
+            raise RuntimeError("create-once: the store is not a cluster store (--store etcd://...)")
+        catalog = Catalog(store.pools.client, store.pools.keys.prefix)
+        engine = DockerEngine(self._config.docker_socket, self._config.instance)
+        self._sync = CreateOnceSync(catalog, engine, self._config.advertise_address)
+        self._sync.start()
+
+    async def stop(self) -> None:
+        if self._sync is not None:
+            await self._sync.stop()
+
+
 def daemon_components(
     config: Config, gate: Gate, dataplane: Dataplane | None = None,
     firewall: Firewall | None = None, ports: PortReserver | None = None,
@@ -432,6 +465,7 @@ def daemon_components(
         *([member] if member else []), svc, ReconcileComponent(store, dp, svc),
         *([ClusterRegistryComponent(config, member)] if member else []),
         FirewallTidyComponent(store, fw), ServingComponent(config, gate, socket, svc),
+        *([CreateOnceComponent(config, store)] if member and config.create_once else []),
     ]
     if config.firewall_check_seconds > 0:
         components.append(FirewallKeeperComponent(config.firewall_check_seconds, svc))
