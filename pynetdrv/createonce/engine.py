@@ -85,9 +85,10 @@ class DockerEngine:
         return aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(self.socket)),
                                      timeout=timeout or aiohttp.ClientTimeout(total=self.timeout))
 
-    async def _call(self, method: str, path: str, body: object = None) -> Any:
+    async def _call(self, method: str, path: str, body: object = None, params: dict[str, str] | None = None) -> Any:
         try:
-            async with self._session() as s, s.request(method, "http://docker" + path, json=body) as resp:
+            async with self._session() as s, \
+                    s.request(method, "http://docker" + path, json=body, params=params) as resp:
                 text = await resp.text()
                 if resp.status >= 300:
                     raise DockerError(f"{method} {path}: HTTP {resp.status}: {_message(text)}")
@@ -100,8 +101,7 @@ class DockerEngine:
             raise DockerError(f"{method} {path}: not JSON: {e}") from None
 
     async def networks(self) -> list[LocalNet]:
-        filters = json.dumps({"driver": [self.driver]})
-        listed = await self._call("GET", f"/networks?filters={filters}")
+        listed = await self._call("GET", "/networks", params={"filters": json.dumps({"driver": [self.driver]})})
         found = []
         for n in listed if isinstance(listed, list) else ():
             if not isinstance(n, dict) or n.get("Driver") != self.driver:
@@ -125,10 +125,10 @@ class DockerEngine:
 
     async def events(self) -> AsyncIterator[str]:
         """Network events (their action: create, destroy, connect, disconnect) until the stream ends."""
-        filters = json.dumps({"type": ["network"]})
+        filters = {"filters": json.dumps({"type": ["network"]})}
         try:
             async with self._session(aiohttp.ClientTimeout(total=None, sock_connect=self.timeout)) as s, \
-                    s.get(f"http://docker/events?filters={filters}") as resp:
+                    s.get("http://docker/events", params=filters) as resp:
                 if resp.status != 200:
                     raise DockerError(f"GET /events: HTTP {resp.status}")
                 async for line in resp.content:
