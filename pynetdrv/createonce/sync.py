@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from pynetdrv.cluster.errors import EtcdError
-from pynetdrv.createonce.catalog import CatalogStore, Entry
+from pynetdrv.createonce.catalog import CatalogStore, Entry, Spec
 from pynetdrv.createonce.engine import DockerError, DockerUnavailable, Engine
 from pynetdrv.createonce.plan import (
     Action,
@@ -133,6 +133,10 @@ class CreateOnceSync:
                 log.info("create-once: network %s (%s) published to the catalog, generation %d: every host "
                          "creates it", a.name, a.local.id[:12], a.generation)
         elif isinstance(a, Record):
+            if a.local.generation is None and _subnets(a.local.spec) != _subnets(a.entry.spec):
+                self._once(a.entry, "differs", "create-once: network %s on this host (subnets %s) was created by "
+                           "hand with other subnets than the cluster's (%s); it is counted as the cluster's",
+                           a.entry.name, _subnets(a.local.spec), _subnets(a.entry.spec))
             await self._write(a.entry.with_host(self.host, a.local.id), "record")
         elif isinstance(a, Create):
             await self._create(a.entry)
@@ -198,6 +202,10 @@ class CreateOnceSync:
     async def _catalog_watch_once(self) -> None:
         async for _ in self.catalog.changes():
             self.kick()
+
+
+def _subnets(spec: Spec) -> str:
+    return ", ".join(sorted(s.subnet for s in spec.subnets)) or "-"
 
 
 async def _forever(once: Callable[[], Awaitable[None]], what: str) -> None:

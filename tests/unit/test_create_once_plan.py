@@ -238,3 +238,15 @@ async def test_start_and_stop_run_the_loop() -> None:
     finally:
         await s1.stop()
         await s2.stop()
+
+
+async def test_a_same_name_network_made_by_hand_with_other_subnets_is_named_in_the_log(
+        caplog: pytest.LogCaptureFixture) -> None:
+    c = Cluster()
+    c.docker[H1].user_create("demo", SPEC)
+    c.docker[H2].user_create("demo", Spec((Subnet("10.99.0.0/24"),)))
+    with caplog.at_level(logging.WARNING):
+        await c.converge()
+    assert set(c.catalog.entries["demo"].hosts) == {H1, H2, H3}
+    assert sum("created by hand with other subnets" in r.message and "10.99.0.0/24" in r.message
+               for r in caplog.records) == 1
