@@ -63,3 +63,17 @@ class FakeVxlan:
 
     async def close(self) -> None:
         pass
+
+
+@dataclass
+class FakeGuard:
+    """The VXLAN port's firewall (firewall.vxlan_guard.VxlanGuard): the member lists it was given."""
+
+    applied: list[tuple[str, ...]] = field(default_factory=list)
+    forced: int = 0
+
+    async def apply(self, members: Iterable[str], force: bool = False) -> None:
+        wanted = tuple(sorted(set(members)))
+        self.forced += force
+        if not self.applied or self.applied[-1] != wanted or force:
+            self.applied.append(wanted)

@@ -30,7 +30,7 @@ from tests.fakes.dataplane import FakeDataplane
 from tests.fakes.etcd import FakeEtcd
 from tests.fakes.firewall import FakeFirewall
 from tests.fakes.ports import FakeReserver
-from tests.fakes.vxlan import FakeVxlan
+from tests.fakes.vxlan import FakeGuard, FakeVxlan
 
 GW = {im.REQUEST_ADDRESS_TYPE: im.GATEWAY_TYPE}
 PREFIX = b"/t/"
@@ -45,10 +45,11 @@ class Host:
         self.pools = ClusterPools(EtcdSharedStore(etcd, PREFIX), addr)  # type: ignore[arg-type]
         self.store = ClusterStore(self.local, self.pools)
         self.vx = FakeVxlan()
+        self.guard = FakeGuard()
         self.member = ClusterMember(
             self.vx, self.store, self.pools,
             lambda local, changed: Registry(etcd, self.pools.keys, addr, local, changed, ttl=3),  # type: ignore[arg-type]
-            addr, 4789)
+            addr, 4789, self.guard)
         self.dp = FakeDataplane()
         self.net = NetworkService(self.store, self.dp, FakeFirewall(), FakeReserver(), self.member)
         self.ipam = IpamService(self.store, Config(), self.dp.host_routes)
@@ -121,6 +122,17 @@ async def test_a_container_on_one_host_is_on_the_other_hosts_vxlan(cluster: tupl
     # the container goes: its entries go from host 2
     await h1.net.delete_endpoint(nm.EndpointRef(NetworkID=N1, EndpointID="e" * 64))
     await until(_has(h2, N2, None, {h1.addr}), "host 2 forgot the endpoint")
+
+
+async def test_the_vxlan_port_is_open_to_the_members_only_following_the_registry(
+        cluster: tuple[FakeEtcd, Host, Host]) -> None:
+    etcd, h1, h2 = cluster
+    both = (h1.addr, h2.addr)
+    await until(lambda: bool(h1.guard.applied) and h1.guard.applied[-1] == both, "host 1 lets host 2 in")
+    etcd.expire(h2.member.registry._lease.id)  # host 2 gone (for now)
+    await etcd.notify()
+    await until(lambda: (h1.addr,) in h1.guard.applied, "host 1 shut host 2 out while it was gone")
+    await until(lambda: h1.guard.applied[-1] == both, "host 2 back: let in again")
 
 
 async def test_mtu_option_wins_and_two_cluster_networks_get_two_vnis(
