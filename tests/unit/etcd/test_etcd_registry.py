@@ -1,6 +1,7 @@
 """The registry and the member on a real etcd: two hosts (two clients, two members, each with its own
 SQLite and a fake VXLAN device) see each other's endpoints through etcd's watch; a lease revoked
-behind a host's back is granted again and its records put again; compaction is covered over the fake (test_cluster_member)."""
+behind a host's back is
+granted again and its records put again (compaction: over the fake, in test_cluster_member)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ class Host:
         self.store = ClusterStore(self.local, self.pools)
         self.vx = FakeVxlan()
         self.member = ClusterMember(self.vx, self.store, self.pools,
-                                    lambda l, c: Registry(client, self.pools.keys, addr, l, c, ttl=3), addr, 4789)
+                                    lambda loc, ch: Registry(client, self.pools.keys, addr, loc, ch, ttl=3), addr, 4789)
         dp = FakeDataplane()
         self.net = NetworkService(self.store, dp, FakeFirewall(), FakeReserver(), self.member)
         self.ipam = IpamService(self.store, Config(), dp.host_routes)
