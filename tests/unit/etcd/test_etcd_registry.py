@@ -1,7 +1,7 @@
 """The registry and the member on a real etcd: two hosts (two clients, two members, each with its own
 SQLite and a fake VXLAN device) see each other's endpoints through etcd's watch; a lease revoked
-behind a host's back is
-granted again and its records put again (compaction: over the fake, in test_cluster_member)."""
+behind a host's back is granted again and its records put again (compaction: over the fake, in
+test_cluster_member)."""
 
 from __future__ import annotations
 
