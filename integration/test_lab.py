@@ -55,6 +55,13 @@ def test_a_bad_engine_name_builds_nothing(exclusive: None) -> None:
     assert lab_namespaces() == []
 
 
+def test_a_bad_mode_name_builds_nothing(exclusive: None) -> None:
+    lab.down()
+    with pytest.raises(LabError, match="unknown mode 'swarm'"):
+        lab.up(mode="swarm")
+    assert lab_namespaces() == []
+
+
 def test_a_down_after_a_partial_up_leaves_nothing(exclusive: None) -> None:
     """A failed `up` (here: stopped after h1's dockerd and pynetdrv) is cleaned up by `down`."""
     lab.down()

@@ -259,6 +259,13 @@ class EtcdClient:
             return Snapshot(int(r.header.revision), tuple(_kv(m) for m in r.kvs))
         return await self._call(what, go)
 
+    async def range(self, key: bytes, end: bytes, limit: int) -> list[KV]:
+        """At most ``limit`` keys of [key, end), in key order (a bounded page of a large prefix)."""
+        async def go() -> list[KV]:
+            r = await self._raw.kvstub.Range(rpc.RangeRequest(key=key, range_end=end, limit=limit), **self._opts)
+            return [_kv(m) for m in r.kvs]
+        return await self._call(f"range {key!r}..{end!r}", go)
+
     async def get(self, key: bytes) -> KV | None:
         """The key's value and revisions, or None."""
         kvs = (await self._range(f"get {key!r}", key, b"")).kvs

@@ -224,8 +224,8 @@ class ClusterMemberComponent:
 
     name = "cluster member"
 
-    def __init__(self, config: Config, store: StoreComponent) -> None:
-        self._config, self._store = config, store
+    def __init__(self, config: Config, store: StoreComponent, firewall: FirewallComponent) -> None:
+        self._config, self._store, self._fw = config, store, firewall
         self.member: ClusterMember | None = None
         self._vxlan: VxlanDataplane | None = None
 
@@ -234,6 +234,8 @@ class ClusterMemberComponent:
 
     async def start(self) -> None:
         from pynetdrv.dataplane.vxlan import VxlanDataplane
+        from pynetdrv.firewall.iptables import IptablesFirewall
+        from pynetdrv.firewall.vxlan_guard import VxlanGuard
         from pynetdrv.registry.member import ClusterMember
         from pynetdrv.registry.registry import Registry
         from pynetdrv.store.cluster import ClusterStore
@@ -241,12 +243,15 @@ class ClusterMemberComponent:
         store = self._store.store
         if not isinstance(store, ClusterStore) or not self._config.advertise_address:
             raise RuntimeError("cluster member: the store is not a cluster store (--store etcd://...)")
-        pools, host = store.pools, self._config.advertise_address
+        pools, host, port = store.pools, self._config.advertise_address, self._config.vxlan_port
         self._vxlan = VxlanDataplane(instance=self._config.instance)
+        guard = None
+        if isinstance(self._fw.firewall, IptablesFirewall):  # a given (test) firewall has no iptables
+            guard = VxlanGuard(self._fw.firewall, port)
         self.member = ClusterMember(
             self._vxlan, store, pools,
             lambda local, changed: Registry(pools.client, pools.keys, host, local, changed),
-            host, self._config.vxlan_port)
+            host, port, guard)
 
     async def stop(self) -> None:
         if self._vxlan is not None:
@@ -458,7 +463,7 @@ def daemon_components(
     dp = DataplaneComponent(config, dataplane)
     fw = FirewallComponent(config, firewall)
     held = PortReserverComponent(ports)
-    member = ClusterMemberComponent(config, store) if config.etcd else None
+    member = ClusterMemberComponent(config, store, fw) if config.etcd else None
     svc = ServicesComponent(config, store, dp, fw, held, member)
     components: list[Component] = [
         StateLockComponent(config), store, socket, ServingModulesComponent(), dp, fw, held,

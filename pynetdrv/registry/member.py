@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from pynetdrv.cluster.errors import EtcdError
@@ -75,30 +76,44 @@ def cluster_network_id(net: NetworkRecord, space: str = "local") -> str:
     return f"{space}/{net.pools[0]}"
 
 
+class Guard(Protocol):
+    """The VXLAN port's firewall (firewall.vxlan_guard.VxlanGuard): accept only these VTEPs."""
+
+    async def apply(self, members: Iterable[str], force: bool = False) -> None: ...
+
+
+#: How often the guard's rules are checked and repaired even without a change (seconds).
+GUARD_EVERY_S = 30.0
+
+
 class ClusterMember:
     def __init__(self, vxlan: VxlanPort, local: Networks, vnis: Vnis, registry_factory: Any,
-                 host: str, port: int) -> None:
-        self._vxlan, self._local, self._vnis = vxlan, local, vnis
+                 host: str, port: int, guard: Guard | None = None) -> None:
+        self._vxlan, self._local, self._vnis, self._guard = vxlan, local, vnis, guard
+        self._force_guard = False
         self.host, self.port = host, port
         self.registry: Registry = registry_factory(self._records, self._registry_changed)
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
         self._underlay_mtu: int | None = None
         self.syncs = 0  # completed full syncs (tests wait on it)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
         self._task = asyncio.create_task(self._syncer(), name="cluster vxlan sync")
+        self._keeper = asyncio.create_task(self._keep_guard(), name="cluster vxlan guard keeper")
         await self.registry.start()
         self._dirty.set()  # devices of the stored networks, even before etcd answers
 
     async def stop(self) -> None:
         await self.registry.stop()
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._task, self._keeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._keeper = None
 
     # -- hooks of the network driver ---------------------------------------------------------------
     async def prepare_network(self, net: NetworkRecord) -> NetworkRecord:
@@ -211,4 +226,13 @@ class ClusterMember:
             if changed:
                 log.info("vxlan of network %s: %d change(s) (%d remote endpoint(s), %d host(s))",
                          net.network_id[:12], changed, len(wanted), len(remote.vteps))
+        if self._guard is not None and self.registry.ready.is_set():
+            force, self._force_guard = self._force_guard, False
+            await self._guard.apply((*self.registry.view.members(), self.host), force=force)
         self.syncs += 1
+
+    async def _keep_guard(self) -> None:
+        while True:
+            await asyncio.sleep(GUARD_EVERY_S)
+            self._force_guard = True
+            self._dirty.set()

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import netaddr
-from aetcd import rpc  # type: ignore[import-untyped]
 
 from pynetdrv.cluster.etcd import EtcdClient
 from pynetdrv.cluster.kv import KV, Compare, Delete, Get, Put, absent, mod_revision_is
@@ -61,17 +60,6 @@ class EtcdSharedStore:
     def __init__(self, client: EtcdClient, prefix: bytes = b"/pynetdrv/v1/") -> None:
         self.client = client
         self.keys = Keys(prefix)
-
-    async def _range(self, key: bytes, end: bytes, limit: int) -> list[KV]:
-        """A bounded range read [key, end) of at most ``limit`` keys.
-        TODO: EtcdClient has no range-with-limit yet; this belongs there as a public method."""
-        c = self.client
-
-        async def go() -> list[KV]:
-            r = await c._raw.kvstub.Range(rpc.RangeRequest(key=key, range_end=end, limit=limit), **c._opts)
-            return [KV(bytes(m.key), bytes(m.value), int(m.create_revision), int(m.mod_revision), int(m.version))
-                    for m in r.kvs]
-        return await c._call(f"range {key!r}..{end!r}", go)
 
     # -- pools -----------------------------------------------------------------------------------------
     async def add_pool(self, pool: PoolRecord, also: Sequence[Put] = ()) -> None:
@@ -132,7 +120,7 @@ class EtcdSharedStore:
         end = self.keys.alloc(pool_id, hi, v) + b"\0"
         start = self.keys.alloc(pool_id, lo, v)
         while True:
-            page = await self._range(start, end, PAGE)
+            page = await self.client.range(start, end, PAGE)
             for kv in page:
                 addr = addr_of(kv.key)
                 if addr > want:
