@@ -37,8 +37,10 @@ def ensure_network(host: HostSpec, name: str, subnets: list[tuple[str, str]], *o
     for subnet, gateway in subnets:
         args += ["--subnet", subnet, "--gateway", gateway]
     r = docker(host, *args, name)
-    if r.returncode != 0 and not (docker(host, "network", "inspect", name).returncode == 0
-                                  and "already exists" in r.stderr):
+    # In cluster mode create once may make the same network on this host at the same moment (from
+    # another host's create); then this create fails, with "already exists" or, when Docker let both
+    # through, in the driver: either way the network is there (docs/create-once.md).
+    if r.returncode != 0 and docker(host, "network", "inspect", name).returncode != 0:
         raise LabError(f"{host.name}: network create {name}: {r.stderr.strip()}")
 
 
