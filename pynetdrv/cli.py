@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -32,9 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"pynetdrv {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the plugin daemon")
-    s.add_argument("--socket", type=Path, default=DEFAULT_SOCKET,
+    s.add_argument("--socket", type=Path, default=None,
                    help="unix socket Docker connects to; its name (without .sock) is the driver name "
-                   f"(default {DEFAULT_SOCKET})")
+                   f"(default {DEFAULT_SOCKET}, or the socket systemd passes: socket activation)")
     _state_options(s)
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     s.add_argument("--default-pool", action="append", metavar="base=CIDR,size=N", type=_default_pool,
@@ -140,6 +141,23 @@ def _status_command(state: Path, docker_socket: Path | None) -> int:
     return 0
 
 
+def _listening_socket(given: Path | None) -> tuple[socket.socket | None, Path]:
+    """The socket systemd passed (socket activation) and its path, or None and
+    the path to bind.  ValueError: what was passed is unusable, or ``--socket``
+    names another path (the driver name would not be the one Docker sees)."""
+    from pynetdrv.systemd import activated_unix_socket
+
+    listen = activated_unix_socket()
+    if listen is None:
+        return None, given or DEFAULT_SOCKET
+    passed = Path(listen.getsockname())
+    if given is not None and given != passed:
+        listen.close()
+        raise ValueError(f"--socket {given} but socket activation passed {passed}; leave --socket out or make "
+                         "it the unit's ListenStream= path")
+    return listen, passed
+
+
 def _serve_command(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print(f"pynetdrv: serve must run as root (it creates bridges, veths and firewall rules, and its socket "
@@ -149,14 +167,19 @@ def _serve_command(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    config = Config(socket=args.socket, state=args.state, log_level=args.log_level,
+    try:
+        listen, socket_path = _listening_socket(args.socket)
+    except ValueError as e:
+        print(f"pynetdrv: {e}", file=sys.stderr)
+        return 1
+    config = Config(socket=socket_path, state=args.state, log_level=args.log_level,
                     firewall_check_seconds=args.firewall_check_interval)
     if args.default_pool:
         config = dataclasses.replace(config, default_pools=tuple(args.default_pool))
     from pynetdrv.server import serve
 
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, listen=listen))
     except (AlreadyRunning, StateFileError) as e:
         print(f"pynetdrv: {e}", file=sys.stderr)
         return 1
