@@ -22,6 +22,7 @@ from pynetdrv.config import (
     DefaultPool,
     parse_store,
 )
+from pynetdrv.daemon_target import DEFAULT_DOCKER_DATA_ROOT, locate
 from pynetdrv.errors import PynetdrvError, StateFileError
 from pynetdrv.lock import AlreadyRunning
 
@@ -45,7 +46,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="how often the iptables rules are compared with the state and repaired (default 30; "
                    "0 turns the check off)")
     st = sub.add_parser("status", help="show networks and pools in the state file (read-only)")
-    _state_options(st)
+    _state_options(st, found=True)
+    st.add_argument("--socket", type=Path, default=None,
+                    help=f"the daemon's plugin socket, to find its state (default {DEFAULT_SOCKET}, or a managed "
+                    "plugin's)")
+    _target_options(st)
     st.add_argument("--docker-socket", type=Path, default=DEFAULT_DOCKER_SOCKET,
                     help="Docker Engine API socket, asked for the networks' names (default "
                     f"{DEFAULT_DOCKER_SOCKET}); IDs alone when Docker does not answer within 2 s")
@@ -53,9 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="compare the state file with the kernel and Docker; exit 0 only if all agree",
                        description="Print every leak, orphan, duplicate or missing object, one a line. Read-only "
                        "and safe while the daemon runs, unless --repair is given.")
-    _state_options(c)
-    c.add_argument("--socket", type=Path, default=DEFAULT_SOCKET,
-                   help=f"the daemon's plugin socket; its name is the driver name checked (default {DEFAULT_SOCKET})")
+    _state_options(c, found=True)
+    c.add_argument("--socket", type=Path, default=None,
+                   help=f"the daemon's plugin socket; its name is the driver name checked (default {DEFAULT_SOCKET}, "
+                   "or a managed plugin's: then its NAME:TAG is checked too)")
+    _target_options(c)
     c.add_argument("--docker-socket", type=Path, default=DEFAULT_DOCKER_SOCKET,
                    help=f"Docker Engine API socket (default {DEFAULT_DOCKER_SOCKET})")
     c.add_argument("--no-docker", action="store_true", help="do not compare with Docker")
@@ -66,11 +73,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _state_options(p: argparse.ArgumentParser) -> None:
-    """``--state PATH`` and its longer form ``--store sqlite:PATH``: the last one given wins."""
-    p.add_argument("--state", type=Path, default=DEFAULT_STATE, help=f"SQLite state file (default {DEFAULT_STATE})")
+def _state_options(p: argparse.ArgumentParser, found: bool = False) -> None:
+    """``--state PATH`` and its longer form ``--store sqlite:PATH``: the last one
+    given wins.  ``found``: left None when not given (status and check then
+    look for the daemon, see daemon_target)."""
+    default = f"{DEFAULT_STATE}, or a managed plugin's" if found else str(DEFAULT_STATE)
+    p.add_argument("--state", type=Path, default=None if found else DEFAULT_STATE,
+                   help=f"SQLite state file (default {default})")
     p.add_argument("--store", dest="state", type=_store, metavar="sqlite:PATH",
-                   help=f"where the state lives; sqlite:PATH is the only kind (default sqlite:{DEFAULT_STATE})")
+                   help=f"where the state lives; sqlite:PATH is the only kind (default sqlite:{default})")
+
+
+def _target_options(p: argparse.ArgumentParser) -> None:
+    """How status and check find the daemon when no --socket/--state is given."""
+    p.add_argument("--docker-data-root", type=Path, default=DEFAULT_DOCKER_DATA_ROOT,
+                   help="dockerd's --data-root, where its managed plugins are recorded; used when the legacy "
+                   f"socket {DEFAULT_SOCKET} is absent (default {DEFAULT_DOCKER_DATA_ROOT})")
+    p.add_argument("--plugin", metavar="NAME:TAG",
+                   help="the managed pynetdrv plugin to look at, when several are installed "
+                   "(e.g. pynetdrv/pynetdrv:latest)")
 
 
 def _store(text: str) -> Path:
@@ -117,6 +138,16 @@ def _default_pool(text: str) -> DefaultPool:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("status", "check"):
+        try:
+            target = locate(args.socket, args.state, args.docker_data_root, args.plugin)
+        except ValueError as e:
+            print(f"pynetdrv: {e}", file=sys.stderr)
+            return 2 if args.command == "check" else 1
+        if target.found:
+            print(f"pynetdrv: {args.command} of {target.found}: socket {target.socket}, state {target.state}",
+                  file=sys.stderr)
+        args.socket, args.state, args.driver_names = target.socket, target.state, target.driver_names
     if args.command == "status":
         return _status_command(args.state, None if args.no_docker else args.docker_socket)
     if args.command == "check":
