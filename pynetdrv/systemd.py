@@ -91,16 +91,18 @@ def unix_listener(sockets: list[ListenSocket]) -> socket.socket | None:
 
 
 def activated_unix_socket(environ: MutableMapping[str, str] | None = None) -> socket.socket | None:
-    """What ``pynetdrv serve`` listens on when socket-activated: the one
-    listening unix stream socket with a file path that was passed to this
-    process, or None if nothing was passed (LISTEN_PID unset or another
-    process's: serve binds its own).  ValueError names what is wrong with
-    what was passed: no unix stream socket among them, several, one that is
-    not listening or has no path (abstract or unnamed: Docker finds plugins
-    by file).  The passed sockets not used are closed."""
+    """What ``pynetdrv serve`` listens on when socket-activated (see
+    ``serving_socket``), or None if nothing was passed to this process
+    (LISTEN_PID unset or another process's: serve binds its own)."""
     sockets = listen_fds(environ)
-    if not sockets:
-        return None
+    return serving_socket(sockets) if sockets else None
+
+
+def serving_socket(sockets: list[ListenSocket]) -> socket.socket:
+    """The one listening unix stream socket with a file path among ``sockets``;
+    the others are closed.  ValueError names what is wrong: no unix stream
+    socket among them, several, one that is not listening or has no path
+    (abstract or unnamed: Docker finds plugins by file); all are closed then."""
     try:
         sock = unix_listener(sockets)
         if sock is None:
