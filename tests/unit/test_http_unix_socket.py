@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import stat
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from aiohttp import ClientSession, UnixConnector
 from http_helpers import raw_http
 
 from pynetdrv.config import Config
+from pynetdrv.daemon.http import UnixSocket
 from pynetdrv.server import build_app, unix_site
 from pynetdrv.store.sqlite import SQLiteStore
 from tests.fakes.dataplane import FakeDataplane
@@ -52,3 +54,28 @@ async def test_unix_site_removes_socket_when_the_body_raises(tmp_path: Path, sto
             assert sock.exists()
             raise RuntimeError("boom")
     assert not sock.exists()
+
+
+async def test_an_adopted_socket_is_served_as_it_is_and_left_in_place(tmp_path: Path, store: SQLiteStore,
+                                                                      dp: FakeDataplane) -> None:
+    """Socket activation: the listening socket systemd passed is served; its
+    file (the socket unit's) keeps its inode and mode, and stays after close."""
+    path = tmp_path / "pn.sock"
+    passed = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    passed.bind(str(path))
+    passed.listen()
+    os.chmod(path, 0o600)
+    inode = os.stat(path).st_ino
+    served = UnixSocket(build_app(store, dp, Config(), FakeFirewall(), FakeReserver()), path, adopted=passed)
+    assert served.adopted
+    await served.open()
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        status, _, payload = await raw_http(reader, writer, "/Plugin.Activate")
+        assert status == 200 and json.loads(payload) == {"Implements": ["NetworkDriver", "IpamDriver"]}
+        assert os.stat(path).st_ino == inode and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    finally:
+        await served.close()
+    assert path.exists() and os.stat(path).st_ino == inode
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_unix_connection(str(path))  # our copy of the socket is closed
