@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pynetdrv.managed_plugin import PLUGIN_STORE
+from pynetdrv.plugin_layout import PLUGIN_STORE
 
 #: dockerd's plugin records under its default --data-root.
 DOCKER_PLUGIN_ROOT = Path("/var/lib/docker/plugins")

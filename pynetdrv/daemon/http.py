@@ -84,6 +84,10 @@ class UnixSocket:
         self._runner = runner
         try:
             if self._adopted is not None:
+                # Never an IP socket (systemd.serving_socket chose it; checked
+                # again here, where it is served).
+                if self._adopted.family != socket.AF_UNIX:
+                    raise ValueError(f"refusing to serve a passed {self._adopted.family.name} socket: unix only")
                 await web.SockSite(runner, self._adopted).start()
             else:
                 await self._bind(runner)

@@ -79,3 +79,15 @@ async def test_an_adopted_socket_is_served_as_it_is_and_left_in_place(tmp_path: 
     assert path.exists() and os.stat(path).st_ino == inode
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_unix_connection(str(path))  # our copy of the socket is closed
+
+
+async def test_an_adopted_ip_socket_is_refused(tmp_path: Path, store: SQLiteStore, dp: FakeDataplane) -> None:
+    """The plugin API is never served on an IP socket, whatever was passed."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+        tcp.bind(("127.0.0.1", 0))
+        tcp.listen()
+        served = UnixSocket(build_app(store, dp, Config(), FakeFirewall(), FakeReserver()), tmp_path / "x.sock",
+                            adopted=tcp)
+        with pytest.raises(ValueError, match="refusing to serve a passed AF_INET socket: unix only"):
+            await served.open()
+        assert not (tmp_path / "x.sock").exists()
