@@ -105,17 +105,19 @@ def test_an_enabled_plugin_is_preferred_and_several_are_ambiguous(tmp_path: Path
     assert find_managed_plugin(tmp_path, RUNTIME, name="no/such:tag") is None
 
 
-#: What Docker 20.10.24 (Debian bookworm) wrote for `docker plugin create
-#: sdact/pynetdrv-probe:v1` of this repository's plugin (scripts/build-plugin):
-#: moby's plugin/v2.Plugin, the plugin object under "plugin" and "Config" at
-#: the top a digest string.  moby v28's plugin/v2/plugin.go marshals the same
-#: struct, so this is the shape of current engines too.
-REAL_20_10 = Path(__file__).resolve().parents[1] / "fixtures" / "plugin-record-docker-20.10.json"
+#: What real engines wrote for `docker plugin create sdact/pynetdrv-probe:v1`
+#: of this repository's plugin/config.json: Docker 20.10.24 (Debian bookworm,
+#: after scripts/build-plugin) and Docker 28.5.2 (Debian sid, an empty rootfs).
+#: Both are moby's plugin/v2.Plugin: the plugin object under "plugin", and
+#: "Config" at the top a digest string.
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
-def test_a_real_docker_20_10_record_is_read(tmp_path: Path) -> None:
-    data = json.loads(REAL_20_10.read_text())
+@pytest.mark.parametrize("engine", ["20.10", "28.5"])
+def test_a_real_engines_record_is_read(tmp_path: Path, engine: str) -> None:
+    data = json.loads((FIXTURES / f"plugin-record-docker-{engine}.json").read_text())
     assert isinstance(data["Config"], str) and "plugin" in data, "the fixture is the wrapped shape"
+    assert data["plugin"]["Config"]["DockerVersion"].startswith(engine)
     plugin_id = data["plugin"]["Id"]
     write_id(tmp_path, plugin_id, json.dumps(data))
     [plugin] = managed_plugins(tmp_path, RUNTIME)
