@@ -78,8 +78,8 @@ def plugin_object(record: Any) -> dict[str, Any] | None:
     """The plugin (Id, Name, Enabled, Config, Settings) in a record as dockerd
     writes it: moby's plugin/v2.Plugin marshals it under ``"plugin"``, beside
     a top-level ``"Config"`` that is the config blob's digest (a string), as
-    Docker 20.10 does; a record that is the plugin object itself is taken as
-    it is.  None if it is neither."""
+    Docker 20.10 and 28.5 do (tests/fixtures); a record that is the plugin
+    object itself is taken as it is.  None if it is neither."""
     if not isinstance(record, dict):
         return None
     wrapped = record.get("plugin")
