@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from pynetdrv.cli import _parser, _serve_config, main
-from pynetdrv.config import Config
+from pynetdrv.config import DEFAULT_SOCKET, Config
 from pynetdrv.store.open import open_store
 
 
 def config(*argv: str) -> Config:
-    return _serve_config(_parser().parse_args(["serve", *argv]))
+    return _serve_config(_parser().parse_args(["serve", *argv]), DEFAULT_SOCKET)
 
 
 def test_without_etcd_nothing_changes(tmp_path: Path) -> None:
