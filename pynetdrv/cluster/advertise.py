@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import socket
 
 
 def check_advertise_address(text: str | None) -> str:
     """The address, normalised; ValueError (one line, naming it) if it is missing, not an IP address,
-    or not an address of this host (binding a UDP socket to it is the kernel's own answer)."""
+    or not an address of this host (one of the kernel's interface addresses: binding a socket is no
+    proof, a namespace with no address at all lets one bind to anything)."""
     if not text:
         raise ValueError("cluster mode (--store etcd://...) needs --advertise-address IP: this host's "
                          "address on the underlay, where the other hosts send its VXLAN traffic")
@@ -20,12 +20,14 @@ def check_advertise_address(text: str | None) -> str:
     if ip.is_unspecified or ip.is_multicast or ip.is_loopback:
         raise ValueError(f"--advertise-address {ip} cannot be a VXLAN endpoint (unspecified, multicast or "
                          "loopback): give this host's underlay address")
-    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind((str(ip), 0))
-        except OSError as e:
-            if e.errno == errno.EADDRNOTAVAIL:
-                raise ValueError(f"--advertise-address {ip} is not an address of this host") from None
-            raise ValueError(f"--advertise-address {ip}: cannot use it: {e.strerror}") from None
+    if ip not in _host_addresses(socket.AF_INET6 if ip.version == 6 else socket.AF_INET):
+        raise ValueError(f"--advertise-address {ip} is not an address of this host")
     return str(ip)
+
+
+def _host_addresses(family: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        return {ipaddress.ip_address(a.get("local") or a.get("address")) for a in ipr.addr("dump", family=family)
+                if a.get("local") or a.get("address")}

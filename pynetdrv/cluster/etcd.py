@@ -297,7 +297,7 @@ class EtcdClient:
         """One etcd transaction: if every comparison holds, `success` runs, else `failure`."""
         req = rpc.TxnRequest(compare=[_compare_msg(c) for c in compare], success=[_op_msg(o) for o in success],
                              failure=[_op_msg(o) for o in failure])
-        keys = ", ".join(repr(c.key) for c in compare) or "-"
+        keys = ", ".join(repr(k) for k in dict.fromkeys([c.key for c in compare] + [o.key for o in success])) or "-"
 
         async def go() -> TxnResult:
             r = await self._raw.kvstub.Txn(req, **self._opts)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from typing import TYPE_CHECKING, TypeVar
 
 from pynetdrv.api.routes import Gate
@@ -99,18 +100,24 @@ class StoreComponent:
 
 
 class SocketComponent:
-    """The unix socket, bound with Activate answered and the rest gated."""
+    """The unix socket, with Activate answered and the rest gated: bound at
+    ``config.socket``, or, when systemd passed one (``listen``), that one."""
 
     name = "socket"
 
-    def __init__(self, config: Config, gate: Gate) -> None:
-        self._socket = UnixSocket(gated_app(gate), config.socket)
+    def __init__(self, config: Config, gate: Gate, listen: socket.socket | None = None) -> None:
+        self._socket = UnixSocket(gated_app(gate), config.socket, adopted=listen)
 
     def detail(self) -> str:
-        return str(self._socket.path)
+        return f"{self._socket.path}, passed by systemd" if self._socket.adopted else str(self._socket.path)
 
     async def start(self) -> None:
         await self._socket.open()
+        if self._socket.adopted:
+            log.info("listening on %s: the socket passed by systemd (socket activation); it stays after stop",
+                     self._socket.path)
+        else:
+            log.info("listening on %s: bound by pynetdrv (no socket activation)", self._socket.path)
 
     async def stop(self) -> None:
         await self._socket.close()  # already done by ``serving`` after a full start
@@ -455,21 +462,23 @@ class CreateOnceComponent:
 def daemon_components(
     config: Config, gate: Gate, dataplane: Dataplane | None = None,
     firewall: Firewall | None = None, ports: PortReserver | None = None,
+    listen: socket.socket | None = None,
 ) -> list[Component]:
     """The daemon, in start order.  Without ``dataplane``/``firewall``/``ports``
-    the kernel's own are used (netlink, iptables, sockets)."""
+    the kernel's own are used (netlink, iptables, sockets); ``listen`` is a
+    socket passed by systemd, served instead of binding ``config.socket``."""
     store = StoreComponent(config)
-    socket = SocketComponent(config, gate)
+    sock = SocketComponent(config, gate, listen)
     dp = DataplaneComponent(config, dataplane)
     fw = FirewallComponent(config, firewall)
     held = PortReserverComponent(ports)
     member = ClusterMemberComponent(config, store, fw) if config.etcd else None
     svc = ServicesComponent(config, store, dp, fw, held, member)
     components: list[Component] = [
-        StateLockComponent(config), store, socket, ServingModulesComponent(), dp, fw, held,
+        StateLockComponent(config), store, sock, ServingModulesComponent(), dp, fw, held,
         *([member] if member else []), svc, ReconcileComponent(store, dp, svc),
         *([ClusterRegistryComponent(config, member)] if member else []),
-        FirewallTidyComponent(store, fw), ServingComponent(config, gate, socket, svc),
+        FirewallTidyComponent(store, fw), ServingComponent(config, gate, sock, svc),
         *([CreateOnceComponent(config, store)] if member and config.create_once else []),
     ]
     if config.firewall_check_seconds > 0:

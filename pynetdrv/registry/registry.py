@@ -58,14 +58,15 @@ class Registry:
         self._task = asyncio.create_task(self._run(), name="cluster registry")
 
     async def stop(self) -> None:
-        """Stop watching; this host's records go at once (its lease is revoked) if etcd answers,
-        else when the lease expires."""
+        """Stop watching and renewing.  The lease is NOT revoked: this host's records stay until it
+        expires, so a restart within the TTL (an upgrade, a crash and its restart) re-publishes under
+        a new lease before the other hosts ever drop this host's containers."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._lease.close(revoke=True)
+        await self._lease.close(revoke=False)
 
     # -- writes ------------------------------------------------------------------------------------
     async def put_endpoint(self, endpoint_id: str, entry: EndpointEntry) -> None:

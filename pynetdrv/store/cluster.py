@@ -168,7 +168,7 @@ class ClusterPools:
             return False
         held = await self.client.get(self.keys.alloc(pool_id, addr, family))
         if held is not None and json.loads(held.value).get("kind") == "gateway":
-            return True  # shared by the hosts: it goes with the pool (delete_pool of the last host)
+            return False  # kept: shared by the hosts, it goes with the pool (delete_pool of the last host)
         return await self.shared.release(pool_id, addr, family)
 
     async def allocations(self, pool_id: str) -> list[Allocation]:
