@@ -26,6 +26,7 @@ from typing import Any
 
 from integration.cmd import Out, run, wait_for
 from integration.constants import DOCKER
+from integration.docker_objects import cleanup_docker_objects
 from integration.pynetdrv_daemon import plugin_activates
 
 REPO = Path(__file__).resolve().parent.parent
@@ -207,3 +208,22 @@ def instance_rules() -> list[str]:
         lines += [line for line in run([tool], check=False, timeout=30).splitlines()
                   if chain in line and line.startswith((":", "-A"))]
     return lines
+
+
+def module_plugin(tmp_path_factory: Any) -> Iterator[ManagedPlugin]:
+    """Body of a test module's `managed` fixture: the plugin, enabled, for the module."""
+    engine = run([DOCKER, "version", "--format", "{{.Server.Version}}"], check=False)
+    note(f"\n######## Docker {engine} ({time.strftime('%Y-%m-%d %H:%M:%S')}) ########")
+    with installed(tmp_path_factory.mktemp("mplugin-state")) as plugin:
+        yield plugin
+
+
+def left_clean(plugin: ManagedPlugin) -> None:
+    """After a test: the plugin enabled again (if it still exists), the test's objects
+    removed through it, and then no link or rule of the plugin's instance on the host."""
+    if plugin.inspect() is not None and not plugin.enabled():
+        plugin.enable()
+    problems = cleanup_docker_objects()
+    wait_for(lambda: not instance_links() and not instance_rules(), 20,
+             f"no link or rule of {INSTANCE} left")
+    assert not problems, problems

@@ -15,23 +15,22 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from integration.cmd import run, wait_for
-from integration.docker_objects import cleanup_docker_objects, docker, ping
+from integration.docker_objects import docker, ping
 from integration.dockerd import running_dockerd, start_dockerd
 from integration.host import bridge_name_for, link_alias, link_exists
 from integration.managed_plugin import (
     INSTANCE,
     NAME,
     PLUGINS_RUN,
-    ManagedPlugin,
-    installed,
     instance_links,
     instance_rules,
+    left_clean,
+    module_plugin,
     note,
     plugin_dir,
 )
@@ -41,24 +40,15 @@ MANAGED = {"driver": NAME, "ipam": NAME}
 
 
 @pytest.fixture(scope="module")
-def managed(dockerd_record: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedPlugin]:
-    note(f"\n######## {os.environ.get('PYNETDRV_IT_ENGINE', 'engine')}: "
-         f"{docker('version', '--format', '{{.Server.Version}}', check=False)} ########")
-    with installed(tmp_path_factory.mktemp("mplugin-state")) as plugin:
-        yield plugin
+def managed(dockerd_record, tmp_path_factory):
+    yield from module_plugin(tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)
-def instance_left_clean(managed: ManagedPlugin) -> Iterator[None]:
-    """After each test: the plugin enabled again (if it still exists), the test's objects
-    removed through it, and then no link or rule of the plugin's instance on the host."""
+def instance_left_clean(managed):
+    """After each test no link or rule of the plugin's instance is left (see left_clean)."""
     yield
-    if managed.inspect() is not None and not managed.enabled():
-        managed.enable()
-    problems = cleanup_docker_objects()
-    wait_for(lambda: not instance_links() and not instance_rules(), 20,
-             f"no link or rule of {INSTANCE} left (links {instance_links()}, rules {instance_rules()})")
-    assert not problems, problems
+    left_clean(managed)
 
 
 def test_create_enable_network_and_a_container_pings_its_gateway(managed, make_network, make_container, subnets):
