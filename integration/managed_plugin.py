@@ -153,17 +153,20 @@ class ManagedPlugin:
         return out
 
     def pids(self) -> list[int]:
-        """Host pids of the plugin's processes: those whose mounts include its rootfs
-        (/var/lib/docker/plugins/<id>/rootfs, or the engine's own data root)."""
-        needle = f"/plugins/{self.id}/"
+        """Host pids of the plugin's entrypoint: a `pynetdrv.managed_plugin` process whose
+        mounts name the plugin's directory (<data-root>/plugins/<id>/rootfs) or whose parent,
+        the containerd shim, carries the plugin's id."""
+        plugin_id = self.id
         found = []
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit():
                 continue
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError, IndexError):
                 if b"pynetdrv.managed_plugin" not in (proc / "cmdline").read_bytes():
                     continue
-                if needle in (proc / "mountinfo").read_text():
+                ppid = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                parent = Path("/proc", ppid, "cmdline").read_bytes().decode(errors="replace")
+                if f"/plugins/{plugin_id}/" in (proc / "mountinfo").read_text() or plugin_id in parent:
                     found.append(int(proc.name))
         return found
 

@@ -93,11 +93,11 @@ def test_disable_refused_while_in_use_until_a_dockerd_restart(managed, make_netw
 
 
 def test_set_refused_while_enabled_and_reaches_serve_while_disabled(managed, make_network, subnets):
-    refused = managed.set("PYNETDRV_LOG_LEVEL=debug", check=False)
+    refused = managed.set("PYNETDRV_LOG_LEVEL=warning", check=False)
     assert not refused.ok and "active plugin" in refused.output, refused.output
     managed.disable()
     pools = "base=10.227.0.0/16,size=26"
-    managed.set("PYNETDRV_LOG_LEVEL=debug", f"PYNETDRV_DEFAULT_POOLS={pools}")
+    managed.set("PYNETDRV_LOG_LEVEL=warning", f"PYNETDRV_DEFAULT_POOLS={pools}")
     managed.enable()
     assert "PYNETDRV_DEFAULT_POOLS=" + pools in managed.settings_env()
     net = make_network(**MANAGED)
