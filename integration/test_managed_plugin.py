@@ -64,6 +64,9 @@ def test_create_enable_network_and_a_container_pings_its_gateway(managed, make_n
     assert link_alias(bridge_name_for(net.id)).startswith(f"{INSTANCE}:")
     c = make_container(net)
     assert c.ip(net) in sub
+    bridge = bridge_name_for(net.id)
+    note(f"$ docker network create -d {NAME} --ipam-driver {NAME} --subnet {sub} {net.name}\n{net.id}\n"
+         f"# container {c.name}: {c.ip(net)} on {bridge} (alias {link_alias(bridge)})")
     ping(c, next(sub.hosts()))
     # The driver is registered under its full name, tag included (managed-plugin.md).
     short = make_network("--subnet", str(subnets.v4()), driver=NAME.rsplit(":", 1)[0],
@@ -82,6 +85,7 @@ def test_disable_refused_while_in_use_until_a_dockerd_restart(managed, make_netw
     # dockerd does not persist the count: after a restart `disable` goes through although the
     # network is still there (moby#29544) -- what this test pins, on every engine.
     dockerd(signal.SIGTERM)
+    note("# dockerd restarted (SIGTERM, started again); the network still exists")
     managed.wait_ready()
     after = managed.disable(check=False)
     assert after.ok, f"disable after a dockerd restart: {after.output}"
@@ -120,6 +124,8 @@ def test_upgrade_keeps_networks_addresses_state_and_settings(managed, make_netwo
     managed.upgrade(plugin_dir())
     managed.wait_ready()
     assert managed.id != old_id, "a registry-free upgrade makes a new plugin"
+    note(f"# upgrade: plugin id {old_id[:12]} -> {managed.id[:12]}; {c1.name} kept {c1.ip(net)}; "
+         f"state {state / 'state.db'} same inode")
     assert not (PLUGINS_RUN / old_id).exists()
     assert managed.settings_env() == env_before
     assert (state / "state.db").stat().st_ino == state_ino
