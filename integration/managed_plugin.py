@@ -89,6 +89,7 @@ class ManagedPlugin:
 
     def __init__(self, name: str = NAME) -> None:
         self.name = name
+        self.enable_seconds: float | None = None  # of the first enable (installed())
 
     def inspect(self) -> dict[str, Any] | None:
         out = run([DOCKER, "plugin", "inspect", self.name], check=False)
@@ -182,14 +183,31 @@ def installed(state_dir: Path, *settings: str, enable: bool = True) -> Iterator[
     state_dir, enabled; disabled and removed afterwards, whatever happened."""
     plugin = ManagedPlugin()
     plugin.remove()  # an aborted run's leftover (we hold the integration lock)
+    others = same_instance_plugins()
+    assert not others, (f"enabled plugin(s) {others} serve the instance {INSTANCE} too (its links and "
+                        f"iptables chains); disable them before running these tests")
     directory = plugin_dir()
     try:
         plugin.create(directory, state_dir, *settings)
         if enable:
-            plugin.enable()
+            plugin.enable_seconds = plugin.enable()
+            note(f"# enable + first answer of the socket: {plugin.enable_seconds:.1f} s")
         yield plugin
     finally:
         plugin.remove()
+
+
+def same_instance_plugins() -> list[str]:
+    """Enabled plugins other than ours whose socket is SOCKET_NAME: the same instance."""
+    names = run([DOCKER, "plugin", "ls", "--format", "{{.Name}}"], check=False).split()
+    found = []
+    for name in names:
+        if name == NAME:
+            continue
+        info = ManagedPlugin(name).inspect()
+        if info and info["Enabled"] and info["Config"]["Interface"]["Socket"] == SOCKET_NAME:
+            found.append(name)
+    return found
 
 
 def instance_links() -> dict[str, str]:
