@@ -112,6 +112,21 @@ def test_set_refused_while_enabled_and_reaches_serve_while_disabled(managed, mak
     assert subnet.prefixlen == 26 and subnet.subnet_of(ipaddress.IPv4Network("10.227.0.0/16")), subnet
 
 
+def test_enable_with_a_missing_state_directory_fails_naming_it(managed, tmp_path):
+    state = next(m["Source"] for m in managed.inspect()["Settings"]["Mounts"] if m["Name"] == "state")
+    missing = tmp_path / "no-such-state-dir"
+    managed.disable()
+    managed.set(f"state.source={missing}")
+    try:
+        out = docker("plugin", "enable", NAME, check=False, timeout=60)
+        note(f"$ docker plugin enable {NAME}   (state.source={missing} does not exist)\n{out.output}")
+        assert not out.ok and str(missing) in out.output, out.output
+        assert not managed.enabled()
+    finally:
+        managed.set(f"state.source={state}")
+        managed.enable()
+
+
 def test_upgrade_keeps_networks_addresses_state_and_settings(managed, make_network, make_container, subnets):
     sub = subnets.v4()
     gw = next(sub.hosts())
