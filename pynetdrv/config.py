@@ -45,18 +45,28 @@ class DefaultPool:
         return cls(base, size)
 
 
-def parse_store(text: str) -> Path:
-    """``--store`` -> the state file path; ValueError names the problem.
+def parse_store(text: str, etcd: bool = False) -> Path | str:
+    """``--store`` -> the state file path (``sqlite:PATH``) or, with ``etcd``,
+    the etcd URL (``etcd://HOST:PORT[,HOST:PORT...]``, checked here);
+    ValueError names the problem.
 
-    ``sqlite:PATH`` is the only kind for now (and the default,
-    ``sqlite:/var/lib/pynetdrv/state.db``).  The per-host state always lives in
-    that SQLite file; a shared store for multi-host networks will be a second
-    kind, with the local file still named by ``--state``."""
+    The per-host state always lives in the SQLite file (``--state``); the
+    etcd kind adds a shared store for multi-host networks (docs/multihost.md)."""
+    if etcd and text.startswith("etcd://"):
+        from pynetdrv.cluster.endpoints import parse_etcd_url
+        from pynetdrv.cluster.errors import EtcdConfigError
+
+        try:
+            parse_etcd_url(text)
+        except EtcdConfigError as e:
+            raise ValueError(str(e)) from None
+        return text
     kind, sep, rest = text.partition(":")
+    known = "sqlite, etcd" if etcd else "sqlite"
     if not sep or not kind:
         raise ValueError(f"store {text!r}: expected KIND:WHERE, such as sqlite:{DEFAULT_STATE}")
     if kind != "sqlite":
-        raise ValueError(f"store {text!r}: unknown kind {kind!r} (known: sqlite)")
+        raise ValueError(f"store {text!r}: unknown kind {kind!r} (known: {known})")
     if not rest:
         raise ValueError(f"store {text!r}: sqlite needs a file path, such as sqlite:{DEFAULT_STATE}")
     return Path(rest)
@@ -73,9 +83,20 @@ class Config:
     default_pools: tuple[DefaultPool, ...] = field(
         default_factory=lambda: tuple(DefaultPool.parse(p) for p in DEFAULT_POOLS_V4 + DEFAULT_POOLS_V6)
     )
+    #: Cluster mode (docs/multihost.md): the shared store, ``etcd://HOST:PORT[,...]``; None: one host.
+    etcd: str | None = None
+    #: This host's VTEP address on the underlay (required with ``etcd``).
+    advertise_address: str | None = None
+    etcd_cacert: Path | None = None
+    etcd_cert: Path | None = None
+    etcd_key: Path | None = None
+    vxlan_port: int = 4789
+
     @property
     def store_url(self) -> str:
         """The store as ``--store`` names it."""
+        if self.etcd:
+            return f"{self.etcd} (local records: sqlite:{self.state})"
         return f"sqlite:{self.state}"
 
     @property

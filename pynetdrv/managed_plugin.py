@@ -16,14 +16,10 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-#: Where dockerd looks for the socket: /run/docker/plugins/<interface.socket>
-#: inside the plugin (plugin/config.json).  Its stem is the instance name that
-#: scopes pynetdrv's link aliases and iptables chains, distinct from a legacy
-#: daemon's ``pynetdrv`` on the same host.
-PLUGIN_SOCKET = Path("/run/docker/plugins/pynetdrv-plugin.sock")
-#: The state directory: a host bind mount (mounts: state), so it outlives upgrades.
-PLUGIN_STATE_DIR = Path("/var/lib/pynetdrv-plugin")
-PLUGIN_STORE = f"sqlite:{PLUGIN_STATE_DIR}/state.db"
+# Where the entrypoint serves (see plugin_layout); re-exported for its users.
+from pynetdrv.plugin_layout import PLUGIN_SOCKET as PLUGIN_SOCKET
+from pynetdrv.plugin_layout import PLUGIN_STATE_DIR as PLUGIN_STATE_DIR
+from pynetdrv.plugin_layout import PLUGIN_STORE as PLUGIN_STORE
 
 #: Environment variable -> ``pynetdrv serve`` flag.
 ENV_FLAGS = {

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pynetdrv.managed_plugin import PLUGIN_STORE
+from pynetdrv.plugin_layout import PLUGIN_STORE
 
 #: dockerd's plugin records under its default --data-root.
 DOCKER_PLUGIN_ROOT = Path("/var/lib/docker/plugins")
@@ -74,23 +74,47 @@ def find_managed_plugin(plugin_root: Path = DOCKER_PLUGIN_ROOT, runtime: Path = 
     return choice[0] if choice else None
 
 
-def _from_record(data: Any, runtime: Path) -> ManagedPlugin | None:
-    if not isinstance(data, dict):
+def plugin_object(record: Any) -> dict[str, Any] | None:
+    """The plugin (Id, Name, Enabled, Config, Settings) in a record as dockerd
+    writes it: moby's plugin/v2.Plugin marshals it under ``"plugin"``, beside
+    a top-level ``"Config"`` that is the config blob's digest (a string), as
+    Docker 20.10 and 28.5 do (tests/fixtures); a record that is the plugin
+    object itself is taken as it is.  None if it is neither."""
+    if not isinstance(record, dict):
         return None
-    config = data.get("Config") or {}
-    settings = data.get("Settings") or {}
+    wrapped = record.get("plugin")
+    data = wrapped if isinstance(wrapped, dict) else record
+    if not isinstance(data.get("Config"), dict):
+        return None
+    return data
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _from_record(record: Any, runtime: Path) -> ManagedPlugin | None:
+    data = plugin_object(record)
+    if data is None:
+        return None
+    config = _dict(data.get("Config"))
+    settings = _dict(data.get("Settings"))
     entrypoint = config.get("Entrypoint") or []
     if not isinstance(entrypoint, list) or ENTRYPOINT_MODULE not in entrypoint:
         return None
     plugin_id, name = data.get("Id"), data.get("Name")
-    sock = (config.get("Interface") or {}).get("Socket")
+    sock = _dict(config.get("Interface")).get("Socket")
     if not (isinstance(plugin_id, str) and plugin_id and isinstance(name, str) and isinstance(sock, str) and sock):
         return None
     return ManagedPlugin(
         id=plugin_id, name=name, enabled=bool(data.get("Enabled")),
         socket=runtime / plugin_id / sock,
-        state=host_state_path(store_in_plugin(settings.get("Env") or [], settings.get("Args") or []),
-                              settings.get("Mounts") or []),
+        state=host_state_path(store_in_plugin(_list(settings.get("Env")), _list(settings.get("Args"))),
+                              _list(settings.get("Mounts"))),
     )
 
 

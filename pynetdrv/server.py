@@ -15,6 +15,7 @@ in reverse (daemon.lifecycle)."""
 from __future__ import annotations
 
 import logging
+import socket
 from typing import TYPE_CHECKING
 
 from pynetdrv.api.routes import Gate
@@ -37,11 +38,14 @@ log = logging.getLogger(__name__)
 async def serve(
     config: Config, dataplane: Dataplane | None = None,
     firewall: Firewall | None = None, ports: PortReserver | None = None,
+    listen: socket.socket | None = None,
 ) -> None:
     """Run until a signal arrives.  Raises lock.AlreadyRunning if another
     daemon holds the state file, or whatever stopped a component from
     starting (waiting calls then get a 503 naming it).  Without arguments
-    the kernel's own dataplane, iptables and port sockets are used."""
+    the kernel's own dataplane, iptables and port sockets are used.
+    ``listen``: the socket systemd passed (systemd.activated_unix_socket),
+    served instead of binding ``config.socket`` and left open for systemd."""
     raise_open_file_limit()
     gate = Gate()
 
@@ -49,6 +53,7 @@ async def serve(
         gate.fail(f"start-up failed in {component.name}: {type(e).__name__}: {e}")
 
     with stop_on_signals() as stop:
-        async with running(daemon_components(config, gate, dataplane, firewall, ports), on_start_failure=failed):
+        components = daemon_components(config, gate, dataplane, firewall, ports, listen)
+        async with running(components, on_start_failure=failed):
             await stop.wait()
             log.info("shutting down")

@@ -90,6 +90,47 @@ def unix_listener(sockets: list[ListenSocket]) -> socket.socket | None:
     return found[0] if found else None
 
 
+def activated_unix_socket(environ: MutableMapping[str, str] | None = None) -> socket.socket | None:
+    """What ``pynetdrv serve`` listens on when socket-activated (see
+    ``serving_socket``), or None if nothing was passed to this process
+    (LISTEN_PID unset or another process's: serve binds its own)."""
+    sockets = listen_fds(environ)
+    return serving_socket(sockets) if sockets else None
+
+
+def serving_socket(sockets: list[ListenSocket]) -> socket.socket:
+    """The one listening unix stream socket with a file path among ``sockets``;
+    the others are closed.  ValueError names what is wrong: no unix stream
+    socket among them, several, one that is not listening or has no path
+    (abstract or unnamed: Docker finds plugins by file); all are closed then."""
+    try:
+        sock = unix_listener(sockets)
+        if sock is None:
+            kinds = ", ".join(_describe(s.sock) for s in sockets)
+            raise ValueError(f"socket activation passed {len(sockets)} fd(s) ({kinds}) but no unix stream socket; "
+                             "expected one ListenStream=/path socket")
+        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            raise ValueError(f"socket activation passed a unix stream socket that is not listening ({_describe(sock)})")
+        path = sock.getsockname()
+        if not (isinstance(path, str) and path.startswith("/")):
+            raise ValueError(f"socket activation passed a unix socket without a file path ({path!r}); "
+                             "Docker finds plugins by file: use ListenStream=/run/docker/plugins/NAME.sock")
+    except ValueError:
+        for s in sockets:
+            s.sock.close()
+        raise
+    for s in sockets:
+        if s.sock is not sock:
+            s.sock.close()
+    return sock
+
+
+def _describe(sock: socket.socket) -> str:
+    family = getattr(sock.family, "name", str(sock.family))
+    kind = getattr(sock.type, "name", str(sock.type))
+    return f"fd {sock.fileno()}: {family} {kind}"
+
+
 def notify(state: str, environ: MutableMapping[str, str] | None = None) -> bool:
     """Send ``state`` (e.g. ``"READY=1"``, ``"STOPPING=1"``,
     ``"STATUS=..."``) to the service manager.  False if there is none

@@ -22,6 +22,7 @@ def check_command(args: argparse.Namespace) -> int:
         instance=instance,
         docker_socket=None if args.no_docker else args.docker_socket,
         firewall=None if args.no_firewall else IptablesFirewall(instance=instance),
+        driver_names=tuple(getattr(args, "driver_names", ())),
     )
     try:
         if args.repair:

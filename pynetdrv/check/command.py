@@ -33,6 +33,8 @@ class CheckOptions:
     netns: str | None = None
     #: Compare (and repair) the firewall; None: not compared.
     firewall: Firewall | None = None
+    #: Other driver names Docker knows this instance by (a managed plugin's NAME:TAG).
+    driver_names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -48,7 +50,7 @@ class CheckResult:
 async def gather(opts: CheckOptions, kernel: KernelView | None = None) -> CheckContext:
     """Raises FileNotFoundError / StateFileError if the state cannot be read."""
     ctx = CheckContext(state=read_state(opts.state), instance=opts.instance, netns=opts.netns,
-                       firewall=opts.firewall)
+                       firewall=opts.firewall, driver_names=opts.driver_names)
     ctx.links = await (kernel or NetlinkKernelView(opts.netns)).links()
     if opts.firewall is None:
         ctx.notes.append("firewall not compared (--no-firewall)")
@@ -56,7 +58,7 @@ async def gather(opts: CheckOptions, kernel: KernelView | None = None) -> CheckC
         ctx.notes.append("Docker not compared (--no-docker)")
     else:
         try:
-            ctx.docker = await read_docker_view(opts.instance, opts.docker_socket)
+            ctx.docker = await read_docker_view((opts.instance, *opts.driver_names), opts.docker_socket)
         except DockerUnreachable as e:
             ctx.notes.append(f"Docker not compared: {e}")
     return ctx

@@ -28,6 +28,13 @@ class CheckContext:
     firewall: Firewall | None = None
     #: Things worth saying that are not problems (e.g. what could not be compared).
     notes: list[str] = field(default_factory=list)
+    #: Other names Docker's networks use for this instance: a managed plugin's
+    #: ``NAME:TAG`` (its instance is the stem of its socket inside the plugin).
+    driver_names: tuple[str, ...] = ()
+
+    def is_ours(self, driver: str) -> bool:
+        """Is ``driver`` (a Docker network's driver or IPAM driver) this instance?"""
+        return driver == self.instance or driver in self.driver_names
 
     # Lookups the checkers share --------------------------------------------
     def networks(self) -> dict[str, NetworkRecord]:
@@ -46,7 +53,7 @@ class CheckContext:
         if self.docker is None:
             return set()
         ours = {dn.network_id: {e.endpoint_id for e in dn.endpoints}
-                for dn in self.docker.networks if dn.driver == self.instance}
+                for dn in self.docker.networks if self.is_ours(dn.driver)}
         return {e.endpoint_id for e in self.state.endpoints
                 if e.network_id in ours and e.endpoint_id not in ours[e.network_id]}
 

@@ -16,19 +16,19 @@ async def check_docker_networks(ctx: CheckContext) -> list[Finding]:
     if ctx.docker is None:
         return []
     found: list[Finding] = []
-    ours = {n.network_id: n for n in ctx.docker.networks if n.driver == ctx.instance}
+    ours = {n.network_id: n for n in ctx.docker.networks if ctx.is_ours(n.driver)}
     stored = ctx.networks()
     for nid, dn in ours.items():
         if nid not in stored:
             found.append(Finding("missing", f"network {short(nid)}",
-                                 f"Docker has network {dn.name!r} on driver {ctx.instance}, the state does not"))
+                                 f"Docker has network {dn.name!r} on driver {dn.driver}, the state does not"))
     for nid, net in stored.items():
         if nid not in ours:
             found.append(Finding("orphan", f"network {short(nid)}",
                                  f"in the state (bridge {net.bridge}), unknown to Docker"))
     pools = {netaddr.IPNetwork(p.cidr) for p in ctx.state.pools}
     for dn in ctx.docker.networks:
-        if dn.ipam_driver != ctx.instance:
+        if not ctx.is_ours(dn.ipam_driver):
             continue
         for subnet in dn.subnets:
             if netaddr.IPNetwork(subnet) not in pools:
@@ -36,7 +36,7 @@ async def check_docker_networks(ctx: CheckContext) -> list[Finding]:
                     Finding(
                         "missing",
                         f"pool {subnet}",
-                        f"Docker network {dn.name!r} uses it with IPAM {ctx.instance}, the state has no such pool",
+                        f"Docker network {dn.name!r} uses it with IPAM {dn.ipam_driver}, the state has no such pool",
                     )
                 )
     return found
@@ -51,7 +51,7 @@ async def check_docker_endpoints(ctx: CheckContext) -> list[Finding]:
     for dn in ctx.docker.networks:
         found += _duplicates(dn.name, [(e.container_name or short(e.container_id), a)
                                        for e in dn.endpoints for a in (e.ipv4, e.ipv6)])
-        if dn.driver == ctx.instance and dn.network_id in networks:
+        if ctx.is_ours(dn.driver) and dn.network_id in networks:
             seen = set()
             for de in dn.endpoints:
                 seen.add(de.endpoint_id)
@@ -75,7 +75,7 @@ async def check_docker_endpoints(ctx: CheckContext) -> list[Finding]:
                                          f"in the state on {dn.name!r} (veth {ep.host_ifname}, "
                                          f"address {ep.address or ep.address_v6 or 'none'}), unknown to Docker",
                                          True, ("forget_endpoint", ep.endpoint_id)))
-        elif dn.ipam_driver == ctx.instance and dn.driver != ctx.instance:
+        elif ctx.is_ours(dn.ipam_driver) and not ctx.is_ours(dn.driver):
             found += _ipam_only_addresses(ctx, dn.name, [a for e in dn.endpoints for a in (e.ipv4, e.ipv6)])
     return found
 

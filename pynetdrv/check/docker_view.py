@@ -21,14 +21,17 @@ class DockerUnreachable(Exception):
     """The Engine API did not answer (dockerd down, no socket, timeout)."""
 
 
-async def read_docker_view(instance: str, socket: Path = DEFAULT_DOCKER_SOCKET) -> DockerView:
+async def read_docker_view(drivers: str | tuple[str, ...], socket: Path = DEFAULT_DOCKER_SOCKET) -> DockerView:
+    """The networks whose driver or IPAM driver is one of ``drivers`` (the
+    instance's name and, for a managed plugin, its ``NAME:TAG``)."""
+    names = {drivers} if isinstance(drivers, str) else set(drivers)
     if not socket.exists():
         raise DockerUnreachable(f"no Docker socket at {socket}")
     timeout = aiohttp.ClientTimeout(total=TIMEOUT_SECONDS)
     try:
         async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(socket)), timeout=timeout) as s:
             listed = await _get(s, "/networks")
-            ours = [n for n in listed if instance in (n.get("Driver"), (n.get("IPAM") or {}).get("Driver"))]
+            ours = [n for n in listed if names & {n.get("Driver"), (n.get("IPAM") or {}).get("Driver")}]
             # The list leaves Containers empty on newer engines: inspect each network.
             return DockerView(tuple([_network(await _get(s, f"/networks/{n['Id']}")) for n in ours]))
     except (aiohttp.ClientError, TimeoutError, OSError) as e:

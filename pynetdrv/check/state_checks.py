@@ -160,13 +160,13 @@ def _foreign_pool(ctx: CheckContext, pool: PoolRecord) -> list[Finding]:
         ctx.notes.append(f"pool {pool.cidr}: no pynetdrv network uses it (IPAM-only network or leak; "
                          "Docker's view is needed to tell)")
         return []
-    users = [dn for dn in ctx.docker.networks if dn.ipam_driver == ctx.instance
+    users = [dn for dn in ctx.docker.networks if ctx.is_ours(dn.ipam_driver)
              and any(netaddr.IPNetwork(s) == netaddr.IPNetwork(pool.cidr) for s in dn.subnets)]
     if not users:
         return [Finding("leak", f"pool {pool.cidr}",
                         f"no Docker network uses it ({len(allocs)} allocation(s) held)", True,
                         ("delete_pool", pool.pool_id))]
-    if any(dn.driver == ctx.instance for dn in users):
+    if any(ctx.is_ours(dn.driver) for dn in users):
         return []  # our network unknown to the state: reported by the Docker checks
     held = {str(plain_ip(a)) for dn in users for e in dn.endpoints for a in (e.ipv4, e.ipv6) if plain_ip(a)}
     held |= {a for dn in users for a in dn.aux_addresses}

@@ -259,6 +259,13 @@ class EtcdClient:
             return Snapshot(int(r.header.revision), tuple(_kv(m) for m in r.kvs))
         return await self._call(what, go)
 
+    async def range(self, key: bytes, end: bytes, limit: int) -> list[KV]:
+        """At most ``limit`` keys of [key, end), in key order (a bounded page of a large prefix)."""
+        async def go() -> list[KV]:
+            r = await self._raw.kvstub.Range(rpc.RangeRequest(key=key, range_end=end, limit=limit), **self._opts)
+            return [_kv(m) for m in r.kvs]
+        return await self._call(f"range {key!r}..{end!r}", go)
+
     async def get(self, key: bytes) -> KV | None:
         """The key's value and revisions, or None."""
         kvs = (await self._range(f"get {key!r}", key, b"")).kvs
@@ -290,7 +297,7 @@ class EtcdClient:
         """One etcd transaction: if every comparison holds, `success` runs, else `failure`."""
         req = rpc.TxnRequest(compare=[_compare_msg(c) for c in compare], success=[_op_msg(o) for o in success],
                              failure=[_op_msg(o) for o in failure])
-        keys = ", ".join(repr(c.key) for c in compare) or "-"
+        keys = ", ".join(repr(k) for k in dict.fromkeys([c.key for c in compare] + [o.key for o in success])) or "-"
 
         async def go() -> TxnResult:
             r = await self._raw.kvstub.Txn(req, **self._opts)

@@ -1,8 +1,10 @@
 """The daemon's components, in the order ``daemon_components`` starts them:
 
     state lock -> store -> socket -> serving modules -> dataplane -> firewall
-    -> port reserver -> services -> reconcile -> firewall tidy-up -> serving
-    -> firewall keeper
+    -> port reserver [-> cluster member] -> services -> reconcile
+    [-> cluster registry] -> firewall tidy-up -> serving -> firewall keeper
+
+(the bracketed two in cluster mode only, ``--store etcd://``: docs/multihost.md)
 
 The socket comes right after the lock and the store: Docker's
 ``/Plugin.Activate`` is answered while the rest starts, and every other call
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from typing import TYPE_CHECKING, TypeVar
 
 from pynetdrv.api.routes import Gate
@@ -35,10 +38,12 @@ from pynetdrv.lock import StateLock
 
 if TYPE_CHECKING:
     from pynetdrv.dataplane.base import Dataplane
+    from pynetdrv.dataplane.vxlan import VxlanDataplane
     from pynetdrv.driver.service import NetworkService
     from pynetdrv.firewall.base import Firewall
     from pynetdrv.ipam.service import IpamService
     from pynetdrv.ports.reserver import PortReserver
+    from pynetdrv.registry.member import ClusterMember
     from pynetdrv.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -94,18 +99,24 @@ class StoreComponent:
 
 
 class SocketComponent:
-    """The unix socket, bound with Activate answered and the rest gated."""
+    """The unix socket, with Activate answered and the rest gated: bound at
+    ``config.socket``, or, when systemd passed one (``listen``), that one."""
 
     name = "socket"
 
-    def __init__(self, config: Config, gate: Gate) -> None:
-        self._socket = UnixSocket(gated_app(gate), config.socket)
+    def __init__(self, config: Config, gate: Gate, listen: socket.socket | None = None) -> None:
+        self._socket = UnixSocket(gated_app(gate), config.socket, adopted=listen)
 
     def detail(self) -> str:
-        return str(self._socket.path)
+        return f"{self._socket.path}, passed by systemd" if self._socket.adopted else str(self._socket.path)
 
     async def start(self) -> None:
         await self._socket.open()
+        if self._socket.adopted:
+            log.info("listening on %s: the socket passed by systemd (socket activation); it stays after stop",
+                     self._socket.path)
+        else:
+            log.info("listening on %s: bound by pynetdrv (no socket activation)", self._socket.path)
 
     async def stop(self) -> None:
         await self._socket.close()  # already done by ``serving`` after a full start
@@ -212,15 +223,77 @@ class PortReserverComponent:
         self.ports.close()
 
 
+class ClusterMemberComponent:
+    """Cluster mode: this host's member (VXLAN devices fed from the registry), made here so the
+    network driver can tell it about networks and endpoints; it starts watching after reconcile
+    (``ClusterRegistryComponent``)."""
+
+    name = "cluster member"
+
+    def __init__(self, config: Config, store: StoreComponent, firewall: FirewallComponent) -> None:
+        self._config, self._store, self._fw = config, store, firewall
+        self.member: ClusterMember | None = None
+        self._vxlan: VxlanDataplane | None = None
+
+    def detail(self) -> str:
+        return f"host {self._config.advertise_address}, VXLAN port {self._config.vxlan_port}"
+
+    async def start(self) -> None:
+        from pynetdrv.dataplane.vxlan import VxlanDataplane
+        from pynetdrv.firewall.iptables import IptablesFirewall
+        from pynetdrv.firewall.vxlan_guard import VxlanGuard
+        from pynetdrv.registry.member import ClusterMember
+        from pynetdrv.registry.registry import Registry
+        from pynetdrv.store.cluster import ClusterStore
+
+        store = self._store.store
+        if not isinstance(store, ClusterStore) or not self._config.advertise_address:
+            raise RuntimeError("cluster member: the store is not a cluster store (--store etcd://...)")
+        pools, host, port = store.pools, self._config.advertise_address, self._config.vxlan_port
+        self._vxlan = VxlanDataplane(instance=self._config.instance)
+        guard = None
+        if isinstance(self._fw.firewall, IptablesFirewall):  # a given (test) firewall has no iptables
+            guard = VxlanGuard(self._fw.firewall, port)
+        self.member = ClusterMember(
+            self._vxlan, store, pools,
+            lambda local, changed: Registry(pools.client, pools.keys, host, local, changed),
+            host, port, guard)
+
+    async def stop(self) -> None:
+        if self._vxlan is not None:
+            await self._vxlan.close()
+
+
+class ClusterRegistryComponent:
+    """Cluster mode: this host in the registry (under its lease), and the watch feeding VXLAN.
+    Starts without waiting for etcd: while etcd is away the data plane keeps what it has."""
+
+    name = "cluster registry"
+
+    def __init__(self, config: Config, member: ClusterMemberComponent) -> None:
+        self._config, self._member = config, member
+
+    def detail(self) -> str:
+        return f"{self._config.etcd}, as {self._config.advertise_address}"
+
+    async def start(self) -> None:
+        await _started(self._member.member, self.name).start()
+
+    async def stop(self) -> None:
+        await _started(self._member.member, self.name).stop()
+
+
 class ServicesComponent:
     """The network driver and IPAM services on top of the parts."""
 
     name = "services"
 
     def __init__(self, config: Config, store: StoreComponent, dataplane: DataplaneComponent,
-                 firewall: FirewallComponent, ports: PortReserverComponent) -> None:
+                 firewall: FirewallComponent, ports: PortReserverComponent,
+                 cluster: ClusterMemberComponent | None = None) -> None:
         self._config = config
         self._store, self._dp, self._fw, self._ports = store, dataplane, firewall, ports
+        self._cluster = cluster
         self._services: tuple[NetworkService, IpamService] | None = None
 
     @property
@@ -231,8 +304,9 @@ class ServicesComponent:
         return ""
 
     async def start(self) -> None:
+        member = _started(self._cluster.member, self._cluster.name) if self._cluster is not None else None
         self._services = services(
-            self._store.store, self._dp.dataplane, self._config, self._fw.firewall, self._ports.ports)
+            self._store.store, self._dp.dataplane, self._config, self._fw.firewall, self._ports.ports, member)
 
     async def stop(self) -> None:
         pass
@@ -355,19 +429,23 @@ class FirewallKeeperComponent:
 def daemon_components(
     config: Config, gate: Gate, dataplane: Dataplane | None = None,
     firewall: Firewall | None = None, ports: PortReserver | None = None,
+    listen: socket.socket | None = None,
 ) -> list[Component]:
     """The daemon, in start order.  Without ``dataplane``/``firewall``/``ports``
-    the kernel's own are used (netlink, iptables, sockets)."""
+    the kernel's own are used (netlink, iptables, sockets); ``listen`` is a
+    socket passed by systemd, served instead of binding ``config.socket``."""
     store = StoreComponent(config)
-    socket = SocketComponent(config, gate)
+    sock = SocketComponent(config, gate, listen)
     dp = DataplaneComponent(config, dataplane)
     fw = FirewallComponent(config, firewall)
     held = PortReserverComponent(ports)
-    svc = ServicesComponent(config, store, dp, fw, held)
+    member = ClusterMemberComponent(config, store, fw) if config.etcd else None
+    svc = ServicesComponent(config, store, dp, fw, held, member)
     components: list[Component] = [
-        StateLockComponent(config), store, socket, ServingModulesComponent(), dp, fw, held, svc,
-        ReconcileComponent(store, dp, svc), FirewallTidyComponent(store, fw),
-        ServingComponent(config, gate, socket, svc),
+        StateLockComponent(config), store, sock, ServingModulesComponent(), dp, fw, held,
+        *([member] if member else []), svc, ReconcileComponent(store, dp, svc),
+        *([ClusterRegistryComponent(config, member)] if member else []),
+        FirewallTidyComponent(store, fw), ServingComponent(config, gate, sock, svc),
     ]
     if config.firewall_check_seconds > 0:
         components.append(FirewallKeeperComponent(config.firewall_check_seconds, svc))

@@ -7,6 +7,7 @@ The daemon binds its socket before it has reconciled (see server.serve):
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from pynetdrv.config import Config
 
 if TYPE_CHECKING:
     from pynetdrv.dataplane.base import Dataplane
+    from pynetdrv.driver.cluster_hooks import ClusterHooks
     from pynetdrv.driver.service import NetworkService
     from pynetdrv.firewall.base import Firewall
     from pynetdrv.ipam.service import IpamService
@@ -33,11 +35,13 @@ NETWORK_SERVICE: web.AppKey[NetworkService] = web.AppKey("network")
 
 def services(
     store: Store, dataplane: Dataplane, config: Config, firewall: Firewall, ports: PortReserver,
+    cluster: ClusterHooks | None = None,
 ) -> tuple[NetworkService, IpamService]:
     from pynetdrv.driver.service import NetworkService
     from pynetdrv.ipam.service import IpamService
 
-    return NetworkService(store, dataplane, firewall, ports), IpamService(store, config, dataplane.host_routes)
+    return (NetworkService(store, dataplane, firewall, ports, cluster),
+            IpamService(store, config, dataplane.host_routes))
 
 
 def build_app(
@@ -59,47 +63,67 @@ def gated_app(gate: Gate) -> web.Application:
 
 
 class UnixSocket:
-    """``app`` served on ``path`` (mode 0660) between ``open`` and ``close``."""
+    """``app`` served on a unix socket between ``open`` and ``close``: one
+    that ``open`` binds at ``path`` (mode 0660, removed on close), or the
+    listening socket systemd passed (``adopted``, see systemd.activated_unix_socket),
+    served as it is and left in place on close: the socket unit owns its
+    file and keeps accepting while we are down."""
 
-    def __init__(self, app: web.Application, path: Path) -> None:
+    def __init__(self, app: web.Application, path: Path, adopted: socket.socket | None = None) -> None:
         self._app = app
         self.path = path
+        self._adopted = adopted
         self._runner: web.AppRunner | None = None
 
+    @property
+    def adopted(self) -> bool:
+        return self._adopted is not None
+
     async def open(self) -> None:
-        path = self.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # We hold the state lock, so a socket file still here is a dead
-        # instance's leftover, not a live daemon's.
-        path.unlink(missing_ok=True)
         # auto_decompress off: Docker never compresses a request, so a
         # Content-Encoding header changes nothing and the body is read as sent.
         runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=DRAIN_SECONDS, auto_decompress=False)
         await runner.setup()
         self._runner = runner
         try:
-            # Created 0660 from the start: no moment where the umask leaves it
-            # open to every user (start-up is single-threaded here).
-            umask = os.umask(0o117)
-            try:
-                await web.UnixSite(runner, str(path)).start()
-            finally:
-                os.umask(umask)
-            os.chmod(path, 0o660)
+            if self._adopted is not None:
+                # Never an IP socket (systemd.serving_socket chose it; checked
+                # again here, where it is served).
+                if self._adopted.family != socket.AF_UNIX:
+                    raise ValueError(f"refusing to serve a passed {self._adopted.family.name} socket: unix only")
+                await web.SockSite(runner, self._adopted).start()
+            else:
+                await self._bind(runner)
         except BaseException:
             await self.close()
             raise
 
+    async def _bind(self, runner: web.AppRunner) -> None:
+        path = self.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # We hold the state lock, so a socket file still here is a dead
+        # instance's leftover, not a live daemon's.
+        path.unlink(missing_ok=True)
+        # Created 0660 from the start: no moment where the umask leaves it
+        # open to every user (start-up is single-threaded here).
+        umask = os.umask(0o117)
+        try:
+            await web.UnixSite(runner, str(path)).start()
+        finally:
+            os.umask(umask)
+        os.chmod(path, 0o660)
+
     async def close(self) -> None:
         """Stop accepting, let in-flight calls finish (up to DRAIN_SECONDS),
-        remove the socket file.  Idempotent."""
+        remove the socket file if we bound it.  Idempotent."""
         runner, self._runner = self._runner, None
         if runner is None:
             return
         try:
             await runner.cleanup()
         finally:
-            self.path.unlink(missing_ok=True)
+            if self._adopted is None:
+                self.path.unlink(missing_ok=True)
 
 
 @asynccontextmanager

@@ -360,6 +360,11 @@ class VxlanDataplane:
         await self._fix(dev, name, network.bridge, bridge, want_mtu)
         return created
 
+    async def underlay_mtu(self, local_ip: str) -> int:
+        """The MTU of the link holding ``local_ip`` (an address of this host)."""
+        local = norm_ip(local_ip, "local VTEP address")
+        return (await self._underlay(str(local), local, None))[1]
+
     async def _claim(self, network: VxlanNetwork, want: dict[str, object]) -> _Device | None:
         """The existing device if it is ours and right in what cannot be
         changed in place (VNI, port, local address, underlay, learning,

@@ -22,6 +22,7 @@ from pynetdrv.api import network_models as m
 from pynetdrv.api.base_model import Empty
 from pynetdrv.dataplane.base import BridgeSpec, Dataplane, DataplaneError, ForeignLinkError, VethSpec
 from pynetdrv.driver import naming
+from pynetdrv.driver.cluster_hooks import ClusterHooks
 from pynetdrv.driver.external import External
 from pynetdrv.driver.gw_alloc import gw_alloc_check
 from pynetdrv.driver.options import parse_network_options
@@ -47,8 +48,10 @@ def veth_spec(net: NetworkRecord, ep: EndpointRecord) -> VethSpec:
 
 
 class NetworkService:
-    def __init__(self, store: Store, dataplane: Dataplane, firewall: Firewall, ports: PortReserver) -> None:
+    def __init__(self, store: Store, dataplane: Dataplane, firewall: Firewall, ports: PortReserver,
+                 cluster: ClusterHooks | None = None) -> None:
         self._store = store
+        self._cluster = cluster
         self._dp = dataplane
         self.external = External(store, firewall, ports)
         # Network create/delete are rare: one lock keeps bridge-name checks
@@ -68,6 +71,8 @@ class NetworkService:
         net = self._network_record(req)
         async with self._networks_lock:
             existing = await self._store.get_network(req.NetworkID)
+            if self._cluster is not None:
+                net = await self._cluster.prepare_network(existing or net)
             async with AsyncExitStack() as undo:
                 if existing is None:  # a retry must not tear down a working network
                     undo.push_async_callback(self._dp.remove_bridge, net.bridge, net.network_id)
@@ -76,6 +81,9 @@ class NetworkService:
                 if existing is None:
                     undo.push_async_callback(self._forget_network, net.network_id)
                 await self._kernel(self.external.sync())
+                if self._cluster is not None:
+                    undo.push_async_callback(self._cluster.network_gone, net)
+                    await self._kernel(self._cluster.network_ready(net))
                 undo.pop_all()
         log.info(
             "network %s created: bridge %s, gateways %s",
@@ -122,6 +130,10 @@ class NetworkService:
             endpoints = await self._store.list_endpoints(net.network_id)
             for ep in endpoints:
                 await self._kernel(self._dp.remove_veth(ep.host_ifname, ep.endpoint_id))
+                if self._cluster is not None:
+                    await self._cluster.endpoint_gone(ep)
+            if self._cluster is not None:
+                await self._kernel(self._cluster.network_gone(net))
             await self._kernel(self._dp.remove_bridge(net.bridge, net.network_id))
             try:
                 await self._store.delete_network(net.network_id)
@@ -135,6 +147,8 @@ class NetworkService:
             for ep in endpoints:
                 await self.external.unpublish(ep)
             await self._sync_logged(f"delete of network {net.network_id[:12]}")
+            if self._cluster is not None:
+                await self._cluster.network_removed(net)
         # The lock stays in the map: a call still waiting on it must keep
         # excluding any newcomer (one small Lock per network ever seen).
         log.info("network %s deleted", req.NetworkID[:12])
@@ -162,6 +176,8 @@ class NetworkService:
                     undo.push_async_callback(self._dp.remove_veth, ep.host_ifname, ep.endpoint_id)
                 await self._kernel(self._dp.ensure_veth(veth_spec(net, ep)))
                 await self._store.put_endpoint(ep)
+                if self._cluster is not None:
+                    await self._cluster.endpoint_ready(net, ep)
                 undo.pop_all()
         log.info("endpoint %s created on %s: %s", ep.endpoint_id[:12], net.bridge, ep.host_ifname)
         # Fill only what Docker left empty: echoing a field it set is an error.
@@ -181,6 +197,8 @@ class NetworkService:
                 await self.external.unpublish(ep)
                 await self._sync_logged(f"delete of endpoint {ep.endpoint_id[:12]}")
             await self._kernel(self._dp.remove_veth(ep.host_ifname, ep.endpoint_id))
+            if self._cluster is not None:
+                await self._cluster.endpoint_gone(ep)
         log.info("endpoint %s deleted", req.EndpointID[:12])
         return Empty()
 

@@ -148,6 +148,17 @@ class IptablesFirewall:
         async with self._lock:
             await self._remove_all()
 
+    async def apply_tables(self, family: Family, tables: list[TableRules]) -> None:
+        """Make these chains of ours exactly ``tables`` (and their jumps present and in place), in one
+        ``restore --noflush`` batch; other chains, ours included, are left alone.  For rule sets
+        outside ``FirewallState`` (the VXLAN guard: firewall.vxlan_guard)."""
+        async with self._lock:
+            saved = parse_save(await self._run(self._tool(family, "save")))
+            missing = {t.table: _missing_jumps(t, saved.get(t.table, SavedTable())) for t in tables}
+            moved = {j.line for t in tables for j in t.jumps if jump_misplaced(saved.get(t.table, SavedTable()), j)}
+            await self._run(self._tool(family, "restore"), "-w", "--noflush",
+                            stdin=restore_text(tables, missing, moved))
+
     async def drift(self, state: FirewallState) -> list[str]:
         async with self._lock:
             problems: list[str] = []

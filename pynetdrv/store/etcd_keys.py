@@ -8,6 +8,11 @@
   ``{"kind", "owner"}``.  Fixed width (8 hex digits for IPv4, 32 for IPv6) makes etcd's byte-ordered
   range reads return addresses in numeric order;
 - ``networks/<network_id>``: the network record as JSON; its etcd version is the record's version;
+- ``pool-users/<pool_id>``: cluster mode: JSON ``{host: count}``, which hosts use the pool (RequestPool of
+  the same subnet on several hosts joins it); the pool goes when the last host releases it;
+- ``vni/<n>``: the cluster network (its first pool id) that holds VXLAN VNI n; ``vni-of/<pool_id>``: n;
+- ``reg/hosts/<host>``, ``reg/endpoints/<host>/<endpoint_id>``: the registry (registry.registry), under each host's
+  lease: a host's record and its endpoints go when it stops renewing;
 - ``pools-changed``, ``networks-changed``: put (empty) with every pool creation / network write, and
   compared by them, so the overlap and bridge-name checks are atomic with the write across hosts.
 
@@ -41,6 +46,34 @@ class Keys:
 
     def alloc(self, pool_id: str, addr: int, family: int) -> bytes:
         return self.allocs(pool_id) + addr_hex(addr, family)
+
+    def pool_users(self, pool_id: str) -> bytes:
+        return self.prefix + b"pool-users/" + _id(pool_id)
+
+    def vnis(self) -> bytes:
+        return self.prefix + b"vni/"
+
+    def vni(self, n: int) -> bytes:
+        return self.vnis() + b"%04d" % n
+
+    def vni_of(self, pool_id: str) -> bytes:
+        return self.prefix + b"vni-of/" + _id(pool_id)
+
+    def registry(self) -> bytes:
+        return self.prefix + b"reg/"
+
+    def hosts(self) -> bytes:
+        return self.registry() + b"hosts/"
+
+    def host(self, host: str) -> bytes:
+        return self.hosts() + _id(host)
+
+    def endpoints(self, host: str | None = None) -> bytes:
+        base = self.registry() + b"endpoints/"
+        return base if host is None else base + _id(host) + b"/"
+
+    def endpoint(self, host: str, endpoint_id: str) -> bytes:
+        return self.endpoints(host) + _id(endpoint_id)
 
     def pools_changed(self) -> bytes:
         return self.prefix + b"pools-changed"

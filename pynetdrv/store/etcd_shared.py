@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import netaddr
-from aetcd import rpc  # type: ignore[import-untyped]
 
 from pynetdrv.cluster.etcd import EtcdClient
 from pynetdrv.cluster.kv import KV, Compare, Delete, Get, Put, absent, mod_revision_is
@@ -61,22 +61,11 @@ class EtcdSharedStore:
         self.client = client
         self.keys = Keys(prefix)
 
-    async def _range(self, key: bytes, end: bytes, limit: int) -> list[KV]:
-        """A bounded range read [key, end) of at most ``limit`` keys.
-        TODO: EtcdClient has no range-with-limit yet; this belongs there as a public method."""
-        c = self.client
-
-        async def go() -> list[KV]:
-            r = await c._raw.kvstub.Range(rpc.RangeRequest(key=key, range_end=end, limit=limit), **c._opts)
-            return [KV(bytes(m.key), bytes(m.value), int(m.create_revision), int(m.mod_revision), int(m.version))
-                    for m in r.kvs]
-        return await c._call(f"range {key!r}..{end!r}", go)
-
     # -- pools -----------------------------------------------------------------------------------------
-    async def add_pool(self, pool: PoolRecord) -> None:
+    async def add_pool(self, pool: PoolRecord, also: Sequence[Put] = ()) -> None:
         """The overlap check and the creation are atomic across hosts: every pool creation also puts
         the ``pools-changed`` key, and the creation commits only if that key is as it was before the
-        pools were read (else: read again)."""
+        pools were read (else: read again).  ``also``: more keys put in the same transaction."""
         net = parse_cidr(pool.cidr, "pool")
         k, c, mark = self.keys.pool(pool.pool_id), self.keys.cursor(pool.pool_id), self.keys.pools_changed()
         cursor = range_bounds(pool)[0]
@@ -88,7 +77,7 @@ class EtcdSharedStore:
                     raise Conflict(f"pool {pool.cidr} overlaps pool {other.cidr} already in use by pynetdrv")
             r = await self.client.txn(
                 [absent(k), absent(c), mod_revision_is(mark, seen.mod_revision if seen else 0)],
-                [Put(k, _pool_json(pool)), Put(c, b"%x" % cursor), Put(mark, b"")], [Get(k)])
+                [Put(k, _pool_json(pool)), Put(c, b"%x" % cursor), Put(mark, b""), *also], [Get(k)])
             if r.succeeded:
                 return
             if r.gets[0] is not None:
@@ -131,7 +120,7 @@ class EtcdSharedStore:
         end = self.keys.alloc(pool_id, hi, v) + b"\0"
         start = self.keys.alloc(pool_id, lo, v)
         while True:
-            page = await self._range(start, end, PAGE)
+            page = await self.client.range(start, end, PAGE)
             for kv in page:
                 addr = addr_of(kv.key)
                 if addr > want:

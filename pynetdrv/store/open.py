@@ -18,7 +18,31 @@ async def open_store(config: Config) -> Store:
 
     store = SQLiteStore(config.state)
     await store.open()
-    return store
+    if not config.etcd:
+        return store
+    try:
+        return cluster_store(config, store)
+    except BaseException:
+        await store.close()
+        raise
+
+
+def cluster_store(config: Config, local: Store) -> Store:
+    """Cluster mode: shared records in etcd (``config.etcd``), this host's in ``local``.  etcd need
+    not be up yet: every call that needs it fails, bounded, naming etcd, until it is."""
+    from pynetdrv.cluster.etcd import EtcdClient
+    from pynetdrv.store.cluster import ClusterPools, ClusterStore
+    from pynetdrv.store.etcd_shared import EtcdSharedStore
+    from pynetdrv.store.sqlite import SQLiteStore
+
+    assert config.etcd and config.advertise_address and isinstance(local, SQLiteStore)
+    client = EtcdClient.from_url(config.etcd, cacert=_opt(config.etcd_cacert), cert=_opt(config.etcd_cert),
+                                 key=_opt(config.etcd_key))
+    return ClusterStore(local, ClusterPools(EtcdSharedStore(client), config.advertise_address))
+
+
+def _opt(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def open_snapshot(config_or_path: Config | Path) -> StateSnapshot:

@@ -29,6 +29,22 @@ def run_to_exit(nsname: str, sock: Path, state: Path, timeout: float = 30) -> su
                           check=False)
 
 
+def call(sock: Path, path: str, body: Any = None) -> tuple[int, Any]:
+    """One plugin call on ``sock``: (HTTP status, decoded body)."""
+    conn = http.client.HTTPConnection("localhost", timeout=30)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    conn.sock = s
+    try:
+        s.connect(str(sock))
+        data = b"" if body is None else json.dumps(body).encode()
+        conn.request("POST", path, body=data, headers={"Content-Length": str(len(data))})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
 class Daemon:
     def __init__(self, nsname: str, sock: Path, state: Path, log: Path) -> None:
         self.sock, self.state, self.log = sock, state, log
@@ -56,18 +72,7 @@ class Daemon:
         return self.proc.pid
 
     def call(self, path: str, body: Any = None) -> tuple[int, Any]:
-        conn = http.client.HTTPConnection("localhost", timeout=30)
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(30)
-        conn.sock = s
-        try:
-            s.connect(str(self.sock))
-            data = b"" if body is None else json.dumps(body).encode()
-            conn.request("POST", path, body=data, headers={"Content-Length": str(len(data))})
-            resp = conn.getresponse()
-            return resp.status, json.loads(resp.read())
-        finally:
-            conn.close()
+        return call(self.sock, path, body)
 
     def stop(self) -> int:
         try:

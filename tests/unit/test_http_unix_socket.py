@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import stat
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from aiohttp import ClientSession, UnixConnector
 from http_helpers import raw_http
 
 from pynetdrv.config import Config
+from pynetdrv.daemon.http import UnixSocket
 from pynetdrv.server import build_app, unix_site
 from pynetdrv.store.sqlite import SQLiteStore
 from tests.fakes.dataplane import FakeDataplane
@@ -52,3 +54,40 @@ async def test_unix_site_removes_socket_when_the_body_raises(tmp_path: Path, sto
             assert sock.exists()
             raise RuntimeError("boom")
     assert not sock.exists()
+
+
+async def test_an_adopted_socket_is_served_as_it_is_and_left_in_place(tmp_path: Path, store: SQLiteStore,
+                                                                      dp: FakeDataplane) -> None:
+    """Socket activation: the listening socket systemd passed is served; its
+    file (the socket unit's) keeps its inode and mode, and stays after close."""
+    path = tmp_path / "pn.sock"
+    passed = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    passed.bind(str(path))
+    passed.listen()
+    os.chmod(path, 0o600)
+    inode = os.stat(path).st_ino
+    served = UnixSocket(build_app(store, dp, Config(), FakeFirewall(), FakeReserver()), path, adopted=passed)
+    assert served.adopted
+    await served.open()
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        status, _, payload = await raw_http(reader, writer, "/Plugin.Activate")
+        assert status == 200 and json.loads(payload) == {"Implements": ["NetworkDriver", "IpamDriver"]}
+        assert os.stat(path).st_ino == inode and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    finally:
+        await served.close()
+    assert path.exists() and os.stat(path).st_ino == inode
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_unix_connection(str(path))  # our copy of the socket is closed
+
+
+async def test_an_adopted_ip_socket_is_refused(tmp_path: Path, store: SQLiteStore, dp: FakeDataplane) -> None:
+    """The plugin API is never served on an IP socket, whatever was passed."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+        tcp.bind(("127.0.0.1", 0))
+        tcp.listen()
+        served = UnixSocket(build_app(store, dp, Config(), FakeFirewall(), FakeReserver()), tmp_path / "x.sock",
+                            adopted=tcp)
+        with pytest.raises(ValueError, match="refusing to serve a passed AF_INET socket: unix only"):
+            await served.open()
+        assert not (tmp_path / "x.sock").exists()

@@ -103,3 +103,59 @@ def test_an_enabled_plugin_is_preferred_and_several_are_ambiguous(tmp_path: Path
     with pytest.raises(ValueError, match=r"me/pynetdrv:dev \(enabled\), pynetdrv/pynetdrv:latest \(enabled\)"):
         find_managed_plugin(tmp_path, RUNTIME)
     assert find_managed_plugin(tmp_path, RUNTIME, name="no/such:tag") is None
+
+
+#: What real engines wrote for `docker plugin create sdact/pynetdrv-probe:v1`
+#: of this repository's plugin/config.json: Docker 20.10.24 (Debian bookworm,
+#: after scripts/build-plugin) and Docker 28.5.2 (Debian sid, an empty rootfs).
+#: Both are moby's plugin/v2.Plugin: the plugin object under "plugin", and
+#: "Config" at the top a digest string.
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+@pytest.mark.parametrize("engine", ["20.10", "28.5"])
+def test_a_real_engines_record_is_read(tmp_path: Path, engine: str) -> None:
+    data = json.loads((FIXTURES / f"plugin-record-docker-{engine}.json").read_text())
+    assert isinstance(data["Config"], str) and "plugin" in data, "the fixture is the wrapped shape"
+    assert data["plugin"]["Config"]["DockerVersion"].startswith(engine)
+    plugin_id = data["plugin"]["Id"]
+    write_id(tmp_path, plugin_id, json.dumps(data))
+    [plugin] = managed_plugins(tmp_path, RUNTIME)
+    assert plugin.id == plugin_id and plugin.name == "sdact/pynetdrv-probe:v1" and not plugin.enabled
+    assert plugin.socket == RUNTIME / plugin_id / "pynetdrv-plugin.sock"
+    assert plugin.state == Path("/var/lib/pynetdrv-plugin/state.db")
+
+
+def test_wrapped_and_flat_records_give_the_same_plugin(tmp_path: Path) -> None:
+    """Both shapes, side by side: {"plugin": {...}, "Config": "sha256:..."} and
+    the plugin object alone (as the tests above write it)."""
+    flat = record("a" * 64, "pynetdrv/pynetdrv:latest", env=["PYNETDRV_STORE=sqlite:/var/lib/pynetdrv-plugin/w.db"])
+    wrapped = {"plugin": copy.deepcopy(flat), "Config": "sha256:" + "0" * 64, "Blobsums": [], "Rootfs": ""}
+    write_id(tmp_path / "flat", flat["Id"], json.dumps(flat))
+    write_id(tmp_path / "wrapped", flat["Id"], json.dumps(wrapped))
+    assert managed_plugins(tmp_path / "flat", RUNTIME) == managed_plugins(tmp_path / "wrapped", RUNTIME)
+    assert managed_plugins(tmp_path / "wrapped", RUNTIME)[0].state == Path("/var/lib/pynetdrv-plugin/w.db")
+
+
+ENTRY = ["python3", "-m", "pynetdrv.managed_plugin"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # The crash: a string where the plugin object was expected.
+    (json.dumps({"plugin": "x", "Config": "sha256:00"}), []),
+    (json.dumps({"Config": "sha256:00"}), []),
+    (json.dumps({"plugin": {"Config": {"Entrypoint": ENTRY, "Interface": "s.sock"}, "Id": "x", "Name": "y"}}), []),
+    # Settings of the wrong kinds: found, with no state path.
+    (json.dumps({"plugin": {"Config": {"Entrypoint": ENTRY, "Interface": {"Socket": "s.sock"}}, "Id": "x",
+                            "Name": "y", "Settings": {"Env": "PYNETDRV_STORE=x", "Mounts": {}, "Args": None}}}),
+     [("y", None)]),
+    (json.dumps([1, 2]), []),
+], ids=["plugin-is-a-string", "digest-only", "interface-is-a-string", "settings-of-wrong-kinds", "a-list"])
+def test_odd_records_never_crash(tmp_path: Path, text: str, expected: list[tuple[str, Path | None]]) -> None:
+    write_id(tmp_path, "f" * 64, text)
+    assert [(p.name, p.state) for p in managed_plugins(tmp_path, RUNTIME)] == expected
+
+
+def write_id(root: Path, plugin_id: str, text: str) -> None:
+    (root / plugin_id).mkdir(parents=True)
+    (root / plugin_id / "config.json").write_text(text)

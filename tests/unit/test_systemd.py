@@ -15,10 +15,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pynetdrv.systemd import ListenSocket, listen_fds, notify, unix_listener
+from pynetdrv.systemd import ListenSocket, activated_unix_socket, listen_fds, notify, serving_socket, unix_listener
 
 HERE = Path(__file__).resolve().parent
 CHILD = HERE / "activation_child.py"
@@ -171,3 +172,55 @@ def test_notify_names_a_bad_address(tmp_path: Path) -> None:
         notify("READY=1", {"NOTIFY_SOCKET": "relative/path"})
     with pytest.raises(OSError):
         notify("READY=1", {"NOTIFY_SOCKET": str(tmp_path / "nobody-listens")})
+
+
+# --- which passed socket serve takes (serving_socket) -------------------------------
+
+
+def _unix(tmp_path: Path, name: str, kind: int = socket.SOCK_STREAM, listen: bool = True) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, kind)
+    s.bind(str(tmp_path / name))
+    if listen and kind == socket.SOCK_STREAM:
+        s.listen()
+    return s
+
+
+def test_serving_socket_takes_the_listening_unix_stream_socket_and_closes_the_rest(tmp_path: Path) -> None:
+    stream, dgram = _unix(tmp_path, "s.sock"), _unix(tmp_path, "d.sock", socket.SOCK_DGRAM)
+    try:
+        chosen = serving_socket([ListenSocket(dgram, "d"), ListenSocket(stream, "s")])
+        assert chosen is stream and stream.fileno() >= 0
+        assert dgram.fileno() == -1, "the socket serve does not use is closed"
+    finally:
+        stream.close()
+        dgram.close()
+
+
+@pytest.mark.parametrize(("make", "says"), [
+    (lambda p: [_unix(p, "d.sock", socket.SOCK_DGRAM)],
+     r"passed 1 fd\(s\) \(fd \d+: AF_UNIX SOCK_DGRAM\) but no unix stream"),
+    (lambda p: [_unix(p, "a.sock"), _unix(p, "b.sock")], "passed 2 unix stream sockets"),
+    (lambda p: [_unix(p, "n.sock", listen=False)], "unix stream socket that is not listening"),
+    (lambda p: [_abstract()], "unix socket without a file path"),
+], ids=["datagram-only", "several", "not-listening", "abstract"])
+def test_serving_socket_refuses_what_serve_cannot_use(tmp_path: Path, make: Any, says: str) -> None:
+    sockets = make(tmp_path)
+    try:
+        with pytest.raises(ValueError, match=says):
+            serving_socket([ListenSocket(s, "x") for s in sockets])
+        assert all(s.fileno() == -1 for s in sockets), "all closed on refusal"
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _abstract() -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind("\0pynetdrv-test-" + secrets.token_hex(6))
+    s.listen()
+    return s
+
+
+def test_no_activation_means_no_socket() -> None:
+    assert activated_unix_socket({"LISTEN_PID": str(os.getpid() + 1), "LISTEN_FDS": "1"}) is None
+    assert activated_unix_socket({}) is None

@@ -1,0 +1,255 @@
+"""Cluster mode's logic over fakes of its two seams (tests/fakes/etcd.py for etcd, tests/fakes/vxlan.py
+for the VXLAN kernel steps): two "hosts", each a NetworkService + IpamService on a ClusterStore with
+its own SQLite, its member and registry, on ONE fake etcd.  What dockerd does on each host is
+replayed as plugin calls; what the other host's VXLAN device holds is checked."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from driver_requests import create_req, ep_req
+
+from pynetdrv.api import ipam_models as im
+from pynetdrv.api import network_models as nm
+from pynetdrv.cluster.errors import EtcdUnavailable
+from pynetdrv.cluster.kv import KV, Snapshot, WatchEvent
+from pynetdrv.config import Config
+from pynetdrv.dataplane.vxlan_plan import RemoteEndpoint
+from pynetdrv.driver.service import NetworkService
+from pynetdrv.errors import Conflict
+from pynetdrv.ipam.service import IpamService
+from pynetdrv.registry.member import CLUSTER_OPTION, ClusterMember, cluster_of
+from pynetdrv.registry.registry import Registry
+from pynetdrv.registry.view import RegistryView
+from pynetdrv.store.cluster import ClusterPools, ClusterStore
+from pynetdrv.store.etcd_shared import EtcdSharedStore
+from pynetdrv.store.sqlite import SQLiteStore
+from tests.fakes.dataplane import FakeDataplane
+from tests.fakes.etcd import FakeEtcd
+from tests.fakes.firewall import FakeFirewall
+from tests.fakes.ports import FakeReserver
+from tests.fakes.vxlan import FakeGuard, FakeVxlan
+
+GW = {im.REQUEST_ADDRESS_TYPE: im.GATEWAY_TYPE}
+PREFIX = b"/t/"
+N1 = "1" * 64  # Docker's ID of the network on host 1
+N2 = "2" * 64  # ... of the same cluster network on host 2
+
+
+class Host:
+    def __init__(self, etcd: FakeEtcd, addr: str) -> None:
+        self.addr = addr
+        self.local = SQLiteStore(":memory:")
+        self.pools = ClusterPools(EtcdSharedStore(etcd, PREFIX), addr)  # type: ignore[arg-type]
+        self.store = ClusterStore(self.local, self.pools)
+        self.vx = FakeVxlan()
+        self.guard = FakeGuard()
+        self.member = ClusterMember(
+            self.vx, self.store, self.pools,
+            lambda local, changed: Registry(etcd, self.pools.keys, addr, local, changed, ttl=3),  # type: ignore[arg-type]
+            addr, 4789, self.guard)
+        self.dp = FakeDataplane()
+        self.net = NetworkService(self.store, self.dp, FakeFirewall(), FakeReserver(), self.member)
+        self.ipam = IpamService(self.store, Config(), self.dp.host_routes)
+
+    async def create(self, nid: str, subnet: str = "10.77.0.0/24", mtu: int | None = None) -> str:
+        """``docker network create -d pynetdrv --ipam-driver pynetdrv --subnet SUBNET``; the pool id."""
+        pool = await self.ipam.request_pool(im.RequestPoolRequest(AddressSpace="local", Pool=subnet))
+        gw = await self.ipam.request_address(im.RequestAddressRequest(PoolID=pool.PoolID, Address="", Options=GW))
+        generic = {"com.docker.network.driver.mtu": str(mtu)} if mtu else None
+        await self.net.create_network(create_req(nid, generic=generic, v4=[(subnet, gw.Address)]))
+        return pool.PoolID
+
+    async def run(self, nid: str, eid: str, pool: str = "local/10.77.0.0/24") -> str:
+        """A container on the network: its address, then its endpoint."""
+        a = await self.ipam.request_address(im.RequestAddressRequest(PoolID=pool, Address=""))
+        await self.net.create_endpoint(ep_req(eid, nid, a.Address))
+        return a.Address.split("/")[0]
+
+    def remote(self, nid: str) -> tuple[set[tuple[tuple[str, ...], str]], set[str]]:
+        """(remote endpoints as (IPs, VTEP), peer VTEPs) on this host's device of ``nid``."""
+        dev = self.vx.devices[nid]
+        return {(e.ips, e.vtep) for e in dev.endpoints}, set(dev.hosts)
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[tuple[FakeEtcd, Host, Host]]:
+    etcd = FakeEtcd()
+    h1, h2 = Host(etcd, "192.0.2.11"), Host(etcd, "192.0.2.12")
+    for h in (h1, h2):
+        await h.local.open()
+        await h.member.start()
+    try:
+        yield etcd, h1, h2
+    finally:
+        etcd.down = False
+        for h in (h1, h2):
+            await h.member.stop()
+            await h.store.close()
+
+
+async def until(cond: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.02)
+
+
+def _has(h: Host, nid: str, ep: tuple[tuple[str, ...], str] | None, hosts: set[str]) -> Callable[[], bool]:
+    def check() -> bool:
+        if nid not in h.vx.devices:
+            return False
+        eps, peers = h.remote(nid)
+        return (ep in eps if ep else not eps) and peers == hosts
+    return check
+
+
+async def test_a_container_on_one_host_is_on_the_other_hosts_vxlan(cluster: tuple[FakeEtcd, Host, Host]) -> None:
+    _, h1, h2 = cluster
+    assert await h1.create(N1) == await h2.create(N2)
+    ip = await h1.run(N1, "e" * 64)
+    await until(_has(h2, N2, ((ip,), h1.addr), {h1.addr}), "host 2 has host 1's endpoint")
+    await until(_has(h1, N1, None, {h2.addr}), "host 1 floods to host 2, knows no remote endpoint")
+    d1, d2 = h1.vx.devices[N1], h2.vx.devices[N2]
+    assert d1.vni == d2.vni and (d1.local, d2.local) == (h1.addr, h2.addr)
+    # MTU: underlay 1500 - 50, on the record (bridge, veths) and the device
+    rec = await h1.store.get_network(N1)
+    assert rec is not None and rec.mtu == 1450 and d1.mtu == 1450
+    assert h1.dp.links[rec.bridge].spec.mtu == 1450  # type: ignore[union-attr]
+    # the container goes: its entries go from host 2
+    await h1.net.delete_endpoint(nm.EndpointRef(NetworkID=N1, EndpointID="e" * 64))
+    await until(_has(h2, N2, None, {h1.addr}), "host 2 forgot the endpoint")
+
+
+async def test_the_vxlan_port_is_open_to_the_members_only_following_the_registry(
+        cluster: tuple[FakeEtcd, Host, Host]) -> None:
+    etcd, h1, h2 = cluster
+    both = (h1.addr, h2.addr)
+    await until(lambda: bool(h1.guard.applied) and h1.guard.applied[-1] == both, "host 1 lets host 2 in")
+    etcd.expire(h2.member.registry._lease.id)  # host 2 gone (for now)
+    await etcd.notify()
+    await until(lambda: (h1.addr,) in h1.guard.applied, "host 1 shut host 2 out while it was gone")
+    await until(lambda: h1.guard.applied[-1] == both, "host 2 back: let in again")
+
+
+async def test_mtu_option_wins_and_two_cluster_networks_get_two_vnis(
+        cluster: tuple[FakeEtcd, Host, Host]) -> None:
+    _, h1, h2 = cluster
+    await h1.create(N1, "10.77.0.0/24", mtu=1400)
+    await h1.create("3" * 64, "10.88.0.0/24")
+    await h2.create(N2, "10.88.0.0/24")
+    a, b = h1.vx.devices[N1], h1.vx.devices["3" * 64]
+    assert a.mtu == 1400 and a.vni != b.vni and h2.vx.devices[N2].vni == b.vni
+    ip = await h2.run(N2, "f" * 64, "local/10.88.0.0/24")
+    await until(_has(h1, "3" * 64, ((ip,), h2.addr), {h2.addr}), "10.88 network has host 2's endpoint")
+    assert h1.remote(N1) == (set(), set())  # the other cluster network hears nothing of it
+
+
+async def test_overlapping_subnet_on_another_host_is_refused_and_changes_nothing(
+        cluster: tuple[FakeEtcd, Host, Host]) -> None:
+    _, h1, h2 = cluster
+    await h1.create(N1)
+    before = await h2.store.list_pools()
+    with pytest.raises(Conflict, match=r"subnet 10\.77\.0\.0/23 overlaps cluster network 10\.77\.0\.0/24 "
+                       r"\(VNI 1; used by host 192\.0\.2\.11\)"):
+        await h2.create(N2, "10.77.0.0/23")
+    assert await h2.store.list_pools() == before and await h2.store.list_networks() == []
+
+
+async def test_etcd_down_keeps_the_data_plane_fails_allocation_naming_etcd_then_resumes(
+        cluster: tuple[FakeEtcd, Host, Host]) -> None:
+    etcd, h1, h2 = cluster
+    await h1.create(N1)
+    await h2.create(N2)
+    ip1 = await h1.run(N1, "e" * 64)
+    await until(_has(h2, N2, ((ip1,), h1.addr), {h1.addr}), "before the outage")
+    a = await h2.ipam.request_address(im.RequestAddressRequest(PoolID="local/10.77.0.0/24", Address=""))
+    etcd.down = True
+    await etcd.notify()
+    with pytest.raises(EtcdUnavailable, match="etcd fake-etcd:2379 unavailable"):
+        await h1.ipam.request_address(im.RequestAddressRequest(PoolID="local/10.77.0.0/24", Address=""))
+    with pytest.raises(EtcdUnavailable):
+        await h1.create("3" * 64, "10.99.0.0/24")
+    assert await h1.store.get_network("3" * 64) is None
+    # a container whose address was taken before the outage starts (CreateEndpoint needs no etcd)
+    await h2.net.create_endpoint(ep_req("f" * 64, N2, a.Address))
+    await asyncio.sleep(0.3)
+    assert h2.remote(N2) == ({((ip1,), h1.addr)}, {h1.addr})  # entries kept through the outage
+    etcd.down = False
+    ip2 = a.Address.split("/")[0]
+    await until(_has(h1, N1, ((ip2,), h2.addr), {h2.addr}), "host 2's endpoint published once etcd is back")
+    await h1.ipam.request_address(im.RequestAddressRequest(PoolID="local/10.77.0.0/24", Address=""))
+
+
+async def test_a_lost_lease_is_granted_again_and_the_records_put_again(
+        cluster: tuple[FakeEtcd, Host, Host]) -> None:
+    etcd, h1, h2 = cluster
+    await h1.create(N1)
+    await h2.create(N2)
+    ip = await h1.run(N1, "e" * 64)
+    await until(_has(h2, N2, ((ip,), h1.addr), {h1.addr}), "published")
+    etcd.expire(h1.member.registry._lease.id)
+    await etcd.notify()
+    await until(_has(h2, N2, None, set()), "host 1's records went with its lease")
+    await until(_has(h2, N2, ((ip,), h1.addr), {h1.addr}), "host 1 put them again under a new lease")
+
+
+async def test_a_compacted_history_is_read_again_in_full(cluster: tuple[FakeEtcd, Host, Host]) -> None:
+    etcd, h1, h2 = cluster
+    await h1.create(N1)
+    await h2.create(N2)
+    ip = await h1.run(N1, "e" * 64)
+    await until(_has(h2, N2, ((ip,), h1.addr), {h1.addr}), "published")
+    etcd.down = True  # every watch breaks ...
+    await etcd.notify()
+    await asyncio.sleep(0.1)
+    etcd.down = False  # ... and while they wait to watch again, the endpoint goes and history is compacted
+    await etcd.delete(h1.pools.keys.endpoint(h1.addr, "e" * 64))
+    etcd.compact()
+    await until(_has(h2, N2, None, {h1.addr}), "host 2 read the registry again and dropped the endpoint")
+
+
+async def test_network_rm_on_one_host_leaves_the_cluster_network_to_the_others(
+        cluster: tuple[FakeEtcd, Host, Host]) -> None:
+    _, h1, h2 = cluster
+    pool = await h1.create(N1)
+    await h2.create(N2)
+    await until(_has(h2, N2, None, {h1.addr}), "host 2 floods to host 1")
+    await h1.net.delete_network(nm.NetworkRef(NetworkID=N1))
+    await h1.ipam.release_address(im.ReleaseAddressRequest(PoolID=pool, Address="10.77.0.1"))
+    await h1.ipam.release_pool(im.PoolRef(PoolID=pool))
+    assert N1 not in h1.vx.devices
+    await until(_has(h2, N2, None, set()), "host 2 no longer floods to host 1")
+    assert await h2.pools.users(pool) == {h2.addr: 1}
+    kinds = {a.address: a.kind for a in await h2.store.allocations(pool)}
+    assert kinds == {"10.77.0.1": "gateway"}  # the shared gateway stays for host 2
+
+
+async def test_a_restart_rebuilds_the_device_from_the_local_record_without_etcd(
+        cluster: tuple[FakeEtcd, Host, Host]) -> None:
+    etcd, h1, _ = cluster
+    await h1.create(N1)
+    rec = await h1.store.get_network(N1)
+    assert rec is not None and cluster_of(rec) == ("local/10.77.0.0/24", 1)
+    assert rec.options[CLUSTER_OPTION] == {"network": "local/10.77.0.0/24", "vni": 1}
+    etcd.down = True
+    h1.vx.devices.clear()  # the host rebooted: no device
+    await h1.member.sync_all()
+    assert h1.vx.devices[N1].vni == 1
+
+
+def test_registry_view_ignores_malformed_records_and_orphan_endpoints() -> None:
+    view = RegistryView(b"/p/reg/")
+    ep = b'{"network": "n", "mac": "02:00:00:00:00:01", "ips": ["10.0.0.2"], "vtep": "192.0.2.9"}'
+    view.replace(Snapshot(5, (KV(b"/p/reg/hosts/h1", b"not json", 1, 1, 1),
+                              KV(b"/p/reg/endpoints/h9/e1", ep, 2, 2, 1),
+                              KV(b"/p/reg/hosts/h2", b'{"vtep": "192.0.2.2", "networks": ["n"]}', 3, 3, 1))))
+    assert set(view.hosts) == {"h2"}
+    assert view.remote("n", "h1").endpoints == ()  # h9 has no host record (its lease is gone)
+    assert view.remote("n", "h1").vteps == ("192.0.2.2",) and view.members() == ("192.0.2.2",)
+    view.apply(WatchEvent("delete", 6, KV(b"/p/reg/hosts/h2", b"", 3, 6, 0)))
+    assert view.users("n") == () and view.revision == 6
+    assert RemoteEndpoint("02:00:00:00:00:01", ("10.0.0.2",), "192.0.2.9")  # the shape sync takes
