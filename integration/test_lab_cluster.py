@@ -9,7 +9,6 @@ import contextlib
 import itertools
 import json
 import os
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -18,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from integration.busybox_image import ensure_busybox_image
-from integration.lab import etcd, lab
+from integration.lab import etcd
 from integration.lab.containers import (
     Container,
     docker,
@@ -32,19 +30,18 @@ from integration.lab.containers import (
 )
 from integration.lab.host import host_pids, kill_pynetdrv, start_host, start_pynetdrv
 from integration.lab.intruder import intruder
-from integration.lab.topology import DATA_DIR, HOSTS, HostSpec, in_ns
+from integration.lab.session import lab_for_module
+from integration.lab.topology import HOSTS, HostSpec, in_ns
 
 pytestmark = pytest.mark.first_and_last
 
 H1, H2, H3 = HOSTS
 NET, SUBNET4, GW4, SUBNET6, GW6 = "labnet", "10.177.0.0/24", "10.177.0.1", "fd00:177::/64", "fd00:177::1"
 OTHER, OTHER4, OTHER_GW4 = "labnet-b", "10.178.0.0/24", "10.178.0.1"
-LAB_BUDGET = 240       # seconds for the whole module, lab up and down included (per engine)
 ALLOC_BOUND = 30       # an allocation with etcd down fails within this
 CONVERGE = 30          # cross-host reachability after a restart or a return
 LOGS = Path("/tmp/pnlab-logs")
 _returning: dict[str, Any] = {}  # the lost-host scenario's container, its addresses before and after
-_started = time.monotonic()
 
 
 @pytest.fixture(autouse=True)
@@ -55,26 +52,7 @@ def resources(exclusive: None) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def cluster_lab(exclusive: None) -> Iterator[None]:
-    global _started
-    _started = time.monotonic()
-    lab.down()  # a crashed earlier run's lab
-    try:
-        lab.up(mode="cluster")
-        for host in HOSTS:
-            ensure_busybox_image(host.client, say=lambda s: None)
-        yield
-    finally:
-        _keep_logs()
-        lab.down()
-
-
-def _keep_logs() -> None:
-    """down removes /var/lib/pnlab: the hosts' logs are copied to LOGS/<engine>/ first."""
-    target = LOGS / (os.environ.get("PYNETDRV_IT_ENGINE") or "default")
-    shutil.rmtree(target, ignore_errors=True)
-    for log in DATA_DIR.glob("h*/*.log"):
-        (target / log.parent.name).mkdir(parents=True, exist_ok=True)
-        shutil.copy(log, target / log.parent.name / log.name)
+    yield from lab_for_module(LOGS)
 
 
 @pytest.fixture(scope="module")
@@ -247,8 +225,3 @@ def test_the_returning_container_has_its_old_addresses(net: dict[str, Container]
     Strict xfail: it fails the run the day pynetdrv gives them back (then drop the mark)."""
     assert "after" in _returning, "the lost-host scenario did not get as far as the return"
     assert _returning["after"] == _returning["before"], "r3 came back with other addresses"
-
-
-def test_zz_the_lab_stays_within_its_time_budget(cluster_lab: None) -> None:
-    took = time.monotonic() - _started
-    assert took < LAB_BUDGET - 15, f"the cluster lab's tests took {took:.0f}s (budget {LAB_BUDGET}s with down)"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -18,9 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from integration.busybox_image import ensure_busybox_image
 from integration.engines import spawn_detached
-from integration.lab import lab
 from integration.lab.containers import docker, start
 from integration.lab.host import (
     _env,
@@ -32,7 +29,8 @@ from integration.lab.host import (
     pynetdrv_pid,
     start_host,
 )
-from integration.lab.topology import DATA_DIR, HOSTS, HostSpec
+from integration.lab.session import lab_for_module
+from integration.lab.topology import HOSTS, HostSpec
 from integration.processes import pid_gone
 
 pytestmark = pytest.mark.first_and_last
@@ -50,23 +48,7 @@ def resources(exclusive: None) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def cluster_lab(exclusive: None) -> Iterator[None]:
-    lab.down()  # a crashed earlier run's lab
-    try:
-        lab.up(mode="cluster")
-        for host in HOSTS:
-            ensure_busybox_image(host.client, say=lambda s: None)
-        yield
-    finally:
-        _keep_logs()
-        lab.down()
-
-
-def _keep_logs() -> None:
-    target = LOGS / (os.environ.get("PYNETDRV_IT_ENGINE") or "default")
-    shutil.rmtree(target, ignore_errors=True)
-    for log in DATA_DIR.glob("h*/*.log"):
-        (target / log.parent.name).mkdir(parents=True, exist_ok=True)
-        shutil.copy(log, target / log.parent.name / log.name)
+    yield from lab_for_module(LOGS)
 
 
 def _inspect(host: HostSpec, name: str) -> dict[str, object] | None:

@@ -17,8 +17,6 @@ import signal
 import sys
 from pathlib import Path
 
-import pytest
-
 from integration.cmd import run, wait_for
 from integration.docker_objects import docker, ping
 from integration.dockerd import running_dockerd, start_dockerd
@@ -29,26 +27,12 @@ from integration.managed_plugin import (
     PLUGINS_RUN,
     instance_links,
     instance_rules,
-    left_clean,
-    module_plugin,
     note,
     plugin_dir,
 )
 from integration.processes import pid_gone
 
 MANAGED = {"driver": NAME, "ipam": NAME}
-
-
-@pytest.fixture(scope="module")
-def managed(dockerd_record, tmp_path_factory):
-    yield from module_plugin(tmp_path_factory)
-
-
-@pytest.fixture(autouse=True)
-def instance_left_clean(managed):
-    """After each test no link or rule of the plugin's instance is left (see left_clean)."""
-    yield
-    left_clean(managed)
 
 
 def test_create_enable_network_and_a_container_pings_its_gateway(managed, make_network, make_container, subnets):

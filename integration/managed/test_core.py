@@ -9,28 +9,14 @@ import os
 import re
 import signal
 
-import pytest
-
 from integration.cmd import wait_for
 from integration.docker_objects import ping
-from integration.managed_plugin import NAME, PLUGINS_RUN, left_clean, module_plugin
+from integration.managed_plugin import NAME, PLUGINS_RUN
 from integration.outside_host import ask_from_host
 from integration.processes import pid_gone
 from integration.test_external import eventually, host_port, web
 
 MANAGED = {"driver": NAME, "ipam": NAME}
-
-
-@pytest.fixture(scope="module")
-def managed(dockerd_record, tmp_path_factory):
-    yield from module_plugin(tmp_path_factory)
-
-
-@pytest.fixture(autouse=True)
-def instance_left_clean(managed):
-    """After each test no link or rule of the plugin's instance is left (see left_clean)."""
-    yield
-    left_clean(managed)
 
 
 def test_two_containers_talk(managed, make_network, make_container, subnets):
