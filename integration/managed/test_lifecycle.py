@@ -61,6 +61,28 @@ def test_create_enable_network_and_a_container_pings_its_gateway(managed, make_n
     note(f"$ docker network create -d {NAME.rsplit(':', 1)[0]} ...\n{short.output}")
 
 
+def test_status_and_check_find_the_managed_plugin_by_themselves(managed, make_network, make_container, subnets):
+    """No --socket and no --state: `pynetdrv status` and `pynetdrv check` read the plugin's record
+    under dockerd's data root and talk to its socket and state file (docs/managed-plugin.md)."""
+    root = docker("info", "--format", "{{.DockerRootDir}}")
+    sub = subnets.v4()
+    net = make_network("--subnet", str(sub), **MANAGED)
+    c = make_container(net)
+    find = ["--docker-data-root", root, "--plugin", NAME]
+    status = run([sys.executable, "-m", "pynetdrv", "status", *find], check=False, timeout=60)
+    note(f"$ pynetdrv status {' '.join(find)}\n{status}\n{status.stderr}")
+    assert status.rc == 0, status.stderr
+    assert net.id[:12] in status and str(sub) in status, status
+    assert c.ip(net) in sub
+    check = run([sys.executable, "-m", "pynetdrv", "check", *find], check=False, timeout=60)
+    note(f"$ pynetdrv check {' '.join(find)}\n{check}\n{check.stderr}")
+    assert check.rc == 0, f"{check}\n{check.stderr}"
+    # A plugin name that is not installed is refused, naming it.
+    wrong = run([sys.executable, "-m", "pynetdrv", "status", "--docker-data-root", root,
+                 "--plugin", "pynetdrv/nope:latest"], check=False, timeout=60)
+    assert wrong.rc != 0 and "pynetdrv/nope:latest" in wrong.stderr, (wrong.rc, wrong.stderr)
+
+
 def test_disable_refused_while_in_use_until_a_dockerd_restart(managed, make_network, make_container, subnets, dockerd):
     sub = subnets.v4()
     net = make_network("--subnet", str(sub), **MANAGED)
