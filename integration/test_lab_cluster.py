@@ -196,6 +196,10 @@ def test_a_lost_host_keeps_its_addresses_and_comes_back(net: dict[str, Container
     for pid in host_pids(H3, engine_only=True):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while host_pids(H3, engine_only=True) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not host_pids(H3, engine_only=True), "h3's processes outlived SIGKILL"
     in_ns(H3.netns, "ip", "link", "set", "eth0", "down")
     try:
         assert net["h1"].pings(net["h2"].addresses()[0], within=5), "h1 -> h2 with h3 lost"

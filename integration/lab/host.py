@@ -109,11 +109,25 @@ def start_host(host: HostSpec, engine: str | None = None, mode: str | None = Non
         return
     if host_pids(host, engine_only=True):
         stop_host(host, engine_only=True)  # half up (a failed earlier `up`): start it again from scratch
+    _remove_stale_pidfile(host)
     (host.data_dir / "mode").write_text(f"{mode}\n")
     argv = ["unshare", "-m", "--propagation", "private", "nsenter", f"--net={NETNS_DIR / host.netns}",
             "sh", "-c", host_script(host, dockerd, mode)]
     spawn_detached(argv, _env(path), host.data_dir / "dockerd.log")
     _wait_ready(host, lambda: answers(host.client, timeout=3) and plugin_ready(host.plugin_sock), "dockerd/pynetdrv")
+
+
+def _remove_stale_pidfile(host: HostSpec) -> None:
+    """A SIGKILLed dockerd leaves its --pidfile; if that pid is now a zombie nobody has reaped yet,
+    a new dockerd refuses to start ("process with PID N is still running"). Seen from outside, the
+    host's /run is host.run_dir."""
+    pidfile = host.run_dir / f"{Path(host.exec_root).name}.pid"
+    try:
+        pid = int(pidfile.read_text().strip() or "0")
+    except (FileNotFoundError, ValueError):
+        return
+    if pid <= 0 or pid_gone(pid):
+        pidfile.unlink(missing_ok=True)
 
 
 def _wait_ready(host: HostSpec, ready: Callable[[], bool], what: str) -> None:
