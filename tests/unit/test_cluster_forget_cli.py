@@ -5,11 +5,13 @@ address, a store that is not etcd, etcd unreachable; the confirmation when ``--y
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
-from pynetdrv.cli import main
+from pynetdrv.cli import _parser, _serve_config, main
 from pynetdrv.cluster_cli import _ask
+from pynetdrv.config import DEFAULT_SOCKET, Config
 
 
 def _refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -63,3 +65,17 @@ def test_on_a_terminal_only_y_confirms(monkeypatch: pytest.MonkeyPatch, answer: 
 
     monkeypatch.setattr("sys.stdin", Tty())
     assert _ask("Forget?") is yes
+
+
+def test_serve_rejoin_is_cluster_mode_only_and_reaches_config(tmp_path: Path) -> None:
+    def config(*argv: str) -> Config:
+        return _serve_config(_parser().parse_args(["serve", *argv]), DEFAULT_SOCKET)
+
+    with pytest.raises(ValueError, match="--rejoin: only for cluster mode"):
+        config("--rejoin", "--state", str(tmp_path / "s.db"))
+    assert config("--state", str(tmp_path / "s.db")).rejoin is False
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # an address of this host
+        s.connect(("192.0.2.1", 9))
+        mine = str(s.getsockname()[0])
+    c = config("--store", "etcd://10.9.9.9:2379", "--advertise-address", mine, "--rejoin")
+    assert c.rejoin is True
