@@ -6,17 +6,21 @@ them, a fresh state joins.  On a real etcd: tests/unit/etcd/test_etcd_forget_hos
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 
 import pytest
 
 from pynetdrv.api import ipam_models as m
-from pynetdrv.cluster.errors import HostForgotten
+from pynetdrv.cluster.errors import EtcdError, HostForgotten
 from pynetdrv.config import Config
 from pynetdrv.ipam.service import IpamService
 from pynetdrv.registry.forget import CHUNK, HostAlive, forget_host, plan_forget
 from pynetdrv.registry.member import CLUSTER_OPTION
+from pynetdrv.registry.registry import LocalRecords, Registry
 from pynetdrv.registry.tombstone import check_tombstone
+from pynetdrv.registry.view import EndpointEntry, HostEntry
 from pynetdrv.store.base import EndpointRecord, NetworkRecord
 from pynetdrv.store.cluster import ClusterPools
 from pynetdrv.store.etcd_keys import Keys
@@ -187,3 +191,39 @@ async def test_a_forgotten_host_with_a_fresh_state_joins_and_its_tombstone_goes(
         await check_tombstone(etcd, K, H3, local, rejoin=False)  # type: ignore[arg-type]
     finally:
         await local.close()
+
+
+async def test_a_running_host_that_is_forgotten_publishes_nothing_more() -> None:
+    """Started while etcd was away (the start-up check skipped), or forgotten behind its back: when its
+    lease comes back its records are not put again over the tombstone."""
+    etcd = FakeEtcd()
+    net = "local/10.5.0.0/24"
+    mine = LocalRecords(HostEntry(H3, (net,)), {"e" * 64: EndpointEntry(net, "02:00:00:00:00:09", ("10.5.0.9",), H3)})
+
+    async def records() -> LocalRecords:
+        return mine
+
+    async def changed() -> None:
+        pass
+
+    reg = Registry(etcd, K, H3, records, changed, ttl=2)  # type: ignore[arg-type]
+    await reg.start()
+    try:
+        await _until(lambda: K.host(H3) in etcd.kvs, "published")
+        etcd._put(K.tombstone(H3), b'{"host": "192.0.2.3"}', 0)
+        etcd.expire(reg._lease.id)
+        await _until(lambda: reg.forgotten, "the registry found the tombstone")
+        await asyncio.sleep(1.5)  # a republish round or two later: still nothing
+        assert K.host(H3) not in etcd.kvs and not [k for k in etcd.kvs if k.startswith(K.endpoints(H3))]
+        with pytest.raises(EtcdError, match="declared gone for good"):
+            await reg.put_endpoint("f" * 64, mine.endpoints["e" * 64])
+    finally:
+        await reg.stop()
+
+
+async def _until(cond: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.05)
