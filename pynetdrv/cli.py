@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from pynetdrv import __version__
-from pynetdrv.cluster.errors import EtcdConfigError
+from pynetdrv.cluster.errors import EtcdConfigError, HostForgotten
 from pynetdrv.config import (
     DEFAULT_DOCKER_SOCKET,
     DEFAULT_POOLS_V4,
@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--firewall-check-interval", type=_seconds, default=30.0, metavar="SECONDS",
                    help="how often the iptables rules are compared with the state and repaired (default 30; "
                    "0 turns the check off)")
+    s.add_argument("--rejoin", action="store_true",
+                   help="cluster mode: this host was forgotten (pynetdrv cluster forget-host): drop its cluster "
+                   "networks and endpoints from the state file and join again (docs/multihost.md)")
+    from pynetdrv.cluster_cli import add_cluster_parser
+
+    add_cluster_parser(sub)
     st = sub.add_parser("status", help="show networks and pools in the state file (read-only)")
     _state_options(st, found=True)
     st.add_argument("--socket", type=Path, default=None,
@@ -199,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         from pynetdrv.check.cli import check_command
 
         return check_command(args)
+    if args.command == "cluster":
+        from pynetdrv.cluster_cli import cluster_command
+
+        return cluster_command(args)
     return _serve_command(args)
 
 
@@ -255,7 +265,7 @@ def _serve_command(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(serve(config, listen=listen))
-    except (AlreadyRunning, StateFileError, EtcdConfigError) as e:
+    except (AlreadyRunning, StateFileError, EtcdConfigError, HostForgotten) as e:
         print(f"pynetdrv: {e}", file=sys.stderr)
         return 1
     except (OSError, RuntimeError, PynetdrvError) as e:
@@ -272,7 +282,7 @@ def _serve_config(args: argparse.Namespace, socket: Path) -> Config:
     state: Path = args.state
     etcd: str | None = args.store
     cluster_only = {"--advertise-address": args.advertise_address, "--etcd-cacert": args.etcd_cacert,
-                    "--etcd-cert": args.etcd_cert, "--etcd-key": args.etcd_key}
+                    "--etcd-cert": args.etcd_cert, "--etcd-key": args.etcd_key, "--rejoin": args.rejoin or None}
     if etcd is None:
         given = [name for name, value in cluster_only.items() if value is not None]
         if given:
@@ -291,4 +301,4 @@ def _serve_config(args: argparse.Namespace, socket: Path) -> Config:
                   firewall_check_seconds=args.firewall_check_interval, etcd=etcd, advertise_address=address,
                   etcd_cacert=args.etcd_cacert, etcd_cert=args.etcd_cert, etcd_key=args.etcd_key,
                   vxlan_port=args.vxlan_port, docker_socket=args.serve_docker_socket,
-                  create_once=not args.no_create_once)
+                  create_once=not args.no_create_once, rejoin=args.rejoin)

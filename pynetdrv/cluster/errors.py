@@ -34,3 +34,8 @@ class EtcdUnavailable(EtcdError):
 
 class EtcdLeaseLost(EtcdError):
     """A write named a lease that etcd no longer has (it expired): grant a new one and write again."""
+
+
+class HostForgotten(PynetdrvError):
+    """This host was declared gone for good (``pynetdrv cluster forget-host``) and still holds cluster
+    records that may name addresses now given to others: it must not join (the message says the way out)."""

@@ -251,6 +251,9 @@ class ClusterMemberComponent:
         if not isinstance(store, ClusterStore) or not self._config.advertise_address:
             raise RuntimeError("cluster member: the store is not a cluster store (--store etcd://...)")
         pools, host, port = store.pools, self._config.advertise_address, self._config.vxlan_port
+        from pynetdrv.registry.tombstone import check_tombstone
+
+        await check_tombstone(pools.client, pools.keys, host, store.local, self._config.rejoin, str(self._config.state))
         self._vxlan = VxlanDataplane(instance=self._config.instance)
         guard = None
         if isinstance(self._fw.firewall, IptablesFirewall):  # a given (test) firewall has no iptables

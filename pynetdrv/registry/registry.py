@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from pynetdrv.cluster.errors import EtcdError
 from pynetdrv.cluster.etcd import EtcdClient
+from pynetdrv.cluster.kv import Put, absent
 from pynetdrv.cluster.lease import KeptLease
 from pynetdrv.cluster.watch import watch_prefix
 from pynetdrv.registry.view import EndpointEntry, HostEntry, RegistryView
@@ -51,6 +52,8 @@ class Registry:
         self.view = RegistryView(keys.registry())
         self._lease = KeptLease(client, ttl, on_new_lease=self._republish_on)
         self._stale = True
+        #: This host was forgotten (``cluster forget-host``) while running: it publishes nothing more.
+        self.forgotten = False
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()  # set once a first full read of the registry is in the view
 
@@ -81,6 +84,9 @@ class Registry:
         await self._write(lambda lease: self._client.put(self._keys.host(self.host), entry.to_json(), lease))
 
     async def _write(self, op: Callable[[int], Awaitable[int]]) -> None:
+        if self.forgotten:
+            raise EtcdError(self._client.names, "write to the registry",
+                            f"host {self.host} was declared gone for good: restart pynetdrv with --rejoin")
         if not self._lease.id:
             self._stale = True
             raise EtcdError(self._client.names, "write to the registry", "this host has no lease yet")
@@ -95,10 +101,22 @@ class Registry:
         await self._republish_on(self._lease.id)
 
     async def _republish_on(self, lease: int) -> None:
+        """The host record goes first, in a transaction that compares this host's tombstone: a host
+        forgotten while it ran (or started while etcd was away: registry.tombstone could not check)
+        never puts its old endpoints back."""
+        if self.forgotten:
+            self._stale = False
+            return
         mine = await self._local()
         have = (await self._client.get_prefix(self._keys.endpoints(self.host))).as_dict()
         want = {self._keys.endpoint(self.host, eid): e.to_json() for eid, e in mine.endpoints.items()}
-        await self._client.put(self._keys.host(self.host), mine.host.to_json(), lease)
+        stone = self._keys.tombstone(self.host)
+        r = await self._client.txn([absent(stone)], [Put(self._keys.host(self.host), mine.host.to_json(), lease)])
+        if not r.succeeded:
+            self.forgotten, self._stale = True, False
+            log.error("registry: host %s was declared gone for good (etcd key %s): its records are not published "
+                      "any more; restart pynetdrv with --rejoin (docs/multihost.md)", self.host, stone.decode())
+            return
         for key, value in want.items():
             kv = have.get(key)
             if kv is None or kv.value != value or kv.lease != lease:

@@ -13,6 +13,8 @@
 - ``vni/<n>``: the cluster network (its first pool id) that holds VXLAN VNI n; ``vni-of/<pool_id>``: n;
 - ``reg/hosts/<host>``, ``reg/endpoints/<host>/<endpoint_id>``: the registry (registry.registry), under each host's
   lease: a host's record and its endpoints go when it stops renewing;
+- ``tombstones/<host>``: JSON ``{"host", "at"}``: the host was declared gone for good (``pynetdrv cluster
+  forget-host``); its pynetdrv refuses to join again while it still holds cluster records (registry.tombstone);
 - ``pools-changed``, ``networks-changed``: put (empty) with every pool creation / network write, and
   compared by them, so the overlap and bridge-name checks are atomic with the write across hosts.
 
@@ -74,6 +76,9 @@ class Keys:
 
     def endpoint(self, host: str, endpoint_id: str) -> bytes:
         return self.endpoints(host) + _id(endpoint_id)
+
+    def tombstone(self, host: str) -> bytes:
+        return self.prefix + b"tombstones/" + _id(host)
 
     def pools_changed(self) -> bytes:
         return self.prefix + b"pools-changed"
