@@ -12,13 +12,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from integration.busybox_image import ensure_busybox_image
-from integration.lab import lab
 from integration.lab.containers import docker, ensure_network, run_container, start
 from integration.lab.host import host_pids, start_host
+from integration.lab.session import lab_for_module
 from integration.lab.topology import ETCD_CLIENT_PORT, ETCD_HOST, HOSTS, LabError, in_ns
 
 pytestmark = pytest.mark.first_and_last
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.first_and_last
 H1, H2, H3 = HOSTS
 NET, SUBNET4, GW4 = "fgnet", "10.179.0.0/24", "10.179.0.1"
 LEASE_GONE = 25  # h3's lease (10 s) expired and seen by forget-host within this
+LOGS = Path("/tmp/pnlab-logs-forget-host")
 _state: dict[str, str] = {}
 
 
@@ -37,16 +38,11 @@ def resources(exclusive: None) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def cluster_lab(exclusive: None) -> Iterator[None]:
-    lab.down()  # a crashed earlier run's lab
-    try:
-        lab.up(mode="cluster")
-        for host in HOSTS:
-            ensure_busybox_image(host.client, say=lambda s: None)
+    def networks() -> None:
         for host in HOSTS:
             ensure_network(host, NET, [(SUBNET4, GW4)])
-        yield
-    finally:
-        lab.down()
+
+    yield from lab_for_module(LOGS, setup=networks)
 
 
 def forget_host(*extra: str) -> subprocess.CompletedProcess[str]:

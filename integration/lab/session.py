@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from integration.busybox_image import ensure_busybox_image
@@ -14,12 +14,14 @@ from integration.lab import lab
 from integration.lab.topology import DATA_DIR, HOSTS
 
 
-def lab_for_module(logs: Path, mode: str = "cluster") -> Iterator[None]:
+def lab_for_module(logs: Path, mode: str = "cluster", setup: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """setup: what the module needs on top (networks...), run once the lab is up; torn down with it."""
     lab.down()
     try:
         lab.up(mode=mode)
         for host in HOSTS:
             ensure_busybox_image(host.client, say=lambda s: None)
+        setup()
         yield
     finally:
         keep_logs(logs)
