@@ -268,6 +268,10 @@ def test_status_and_check_show_the_cluster_on_every_host(net: dict[str, Containe
     assert held, "no running container in the lab"
     for host in HOSTS:
         status = _in_host(host, "status")
+        check = _in_host(host, "check")
+        out = LOGS / (os.environ.get("PYNETDRV_IT_ENGINE") or "default") / f"status-check-{host.name}.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(f"{status.stdout}\n{status.stderr}\n---\n{check.stdout}\n{check.stderr}")  # for people
         assert status.returncode == 0, f"{host.name}: status: {status.stderr}"
         rows = status.stdout.splitlines()
         assert "CLUSTER HOST                  ALIVE   ENDPOINTS  NETWORKS" in rows, f"{host.name}: {status.stdout}"
@@ -278,7 +282,6 @@ def test_status_and_check_show_the_cluster_on_every_host(net: dict[str, Containe
             row = next((r for r in rows if r.startswith(f"{address} ") and "/" in r), None)
             assert row is not None and f"{owner} (endpoint " in row, \
                 f"{host.name}: {address} (a container on {owner}) attributed as {row!r}:\n{status.stdout}"
-        check = _in_host(host, "check")
         assert check.returncode == 0, f"{host.name}: check exit {check.returncode}:\n{check.stdout}{check.stderr}"
         assert "VXLAN devices not compared" not in check.stdout, check.stdout
 
