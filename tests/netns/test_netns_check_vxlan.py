@@ -5,7 +5,11 @@ device lacks, are findings naming the network and the entry; repair (the daemon'
 
 from __future__ import annotations
 
-from test_netns_vxlan import NET_A, Lab, lab  # noqa: F401  (lab: the fixture)
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+
+import pytest_asyncio
+from test_netns_vxlan import NET_A, Lab
 
 from pynetdrv.check.cluster_checks import ClusterExpect, compare_vxlan, repair_vxlan
 from pynetdrv.dataplane.vxlan import RemoteEndpoint
@@ -15,6 +19,13 @@ from pynetdrv.store.base import NetworkRecord
 
 CNET, VNI = "local/10.77.0.0/24", 100
 PEER, MAC, IP = "192.168.250.12", "02:42:0a:4d:00:0c", "10.77.0.12"
+
+
+@pytest_asyncio.fixture
+async def lab() -> AsyncIterator[Lab]:
+    """Namespaces (and the sockets into them) removed when the test ends, whatever happens."""
+    async with AsyncExitStack() as stack:
+        yield Lab(stack)
 
 
 async def test_check_compares_the_kernel_vxlan_device_with_the_registry(lab: Lab) -> None:
