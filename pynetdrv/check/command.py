@@ -75,6 +75,10 @@ async def _gather_cluster(ctx: CheckContext, settings: ClusterSettings, netns: s
     from pynetdrv.registry.inventory import read_inventory
     from pynetdrv.registry.readonly import EtcdAway, read_cluster
 
+    if not settings.advertise_address:
+        ctx.notes.append("VXLAN devices not compared with the registry: this host's advertise address is unknown "
+                         "(the daemon records it at start, in the state's .cluster.json)")
+        return
     try:
         inventory = await read_cluster(settings, read_inventory)
     except EtcdAway as e:

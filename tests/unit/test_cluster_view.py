@@ -154,3 +154,25 @@ def test_status_with_etcd_away_shows_the_local_view_and_names_etcd(tmp_path: Pat
     proc = subprocess.run([sys.executable, "-m", "pynetdrv", "status", "--state", str(state), "--no-docker",
                            "--store", "etcd://127.0.0.1:7"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and "127.0.0.1:7" in proc.stderr and "127.0.0.1:9" not in proc.stderr
+
+
+def test_check_with_etcd_away_or_no_advertise_address_says_what_it_did_not_compare(tmp_path: Path) -> None:
+    import asyncio
+    import subprocess
+    import sys
+
+    state = tmp_path / "state.db"
+    asyncio.run(_empty_state(state))
+
+    def check(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pynetdrv", "check", "--state", str(state), "--no-docker",
+                               "--no-firewall", *extra], capture_output=True, text=True, timeout=30)
+
+    given = check("--store", "etcd://127.0.0.1:9")
+    assert given.returncode == 0, given.stdout + given.stderr
+    not_compared = "note: VXLAN devices not compared with the registry:"
+    assert f"{not_compared} this host's advertise address is unknown" in given.stdout
+    save_settings(state, ClusterSettings("etcd://127.0.0.1:9", "127.0.0.1"))
+    away = check()
+    assert away.returncode == 0, away.stdout + away.stderr
+    assert f"{not_compared} etcd etcd://127.0.0.1:9 did not answer" in away.stdout
