@@ -101,13 +101,17 @@ class StoreComponent:
 
 
 def _record_cluster_settings(config: Config) -> None:
-    """Where status and check find etcd (``cluster.settings``): recorded at every start."""
+    """Where status and check find etcd (``cluster.settings``): recorded at every start.  A file that
+    cannot be written costs status/check their cluster view (they say so), not the daemon its start."""
     from pynetdrv.cluster.settings import ClusterSettings, save_settings
 
     c = config
-    save_settings(c.state, None if not c.etcd or not c.advertise_address else ClusterSettings(
-        c.etcd, c.advertise_address, c.vxlan_port, *(None if p is None else str(p)
-                                                       for p in (c.etcd_cacert, c.etcd_cert, c.etcd_key))))
+    try:
+        save_settings(c.state, None if not c.etcd or not c.advertise_address else ClusterSettings(
+            c.etcd, c.advertise_address, c.vxlan_port, *(None if p is None else str(p)
+                                                           for p in (c.etcd_cacert, c.etcd_cert, c.etcd_key))))
+    except OSError as e:
+        log.warning("cluster settings for status/check not recorded next to %s: %s", c.state, e)
 
 
 class SocketComponent:
