@@ -269,7 +269,7 @@ def test_status_and_check_show_the_cluster_on_every_host(net: dict[str, Containe
     for host in HOSTS:
         status = _in_host(host, "status")
         check = _in_host(host, "check")
-        out = LOGS / (os.environ.get("PYNETDRV_IT_ENGINE") or "default") / f"status-check-{host.name}.txt"
+        out = LOGS / "status-check" / (os.environ.get("PYNETDRV_IT_ENGINE") or "default") / f"{host.name}.txt"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(f"{status.stdout}\n{status.stderr}\n---\n{check.stdout}\n{check.stderr}")  # for people
         assert status.returncode == 0, f"{host.name}: status: {status.stderr}"

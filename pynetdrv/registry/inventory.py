@@ -71,8 +71,9 @@ class Inventory:
                                                               if host in n.users})
 
     def holders(self, net: ClusterNetwork) -> list[Holder]:
-        by_ip = {ip: (h, eid) for (h, eid), e in self.view.endpoints.items() if e.network == net.pool.pool_id
-                 for ip in e.ips}
+        # by address alone: an endpoint's record names its cluster network by the FIRST pool (IPv4 of a
+        # dual-stack network), and addresses are unique in the cluster
+        by_ip = {ip: (h, eid) for (h, eid), e in self.view.endpoints.items() for ip in e.ips}
         out = []
         for a in net.allocations:
             ip = a.address.split("/")[0]

@@ -176,3 +176,20 @@ def test_check_with_etcd_away_or_no_advertise_address_says_what_it_did_not_compa
     away = check()
     assert away.returncode == 0, away.stdout + away.stderr
     assert f"{not_compared} etcd etcd://127.0.0.1:9 did not answer" in away.stdout
+
+
+def test_an_ipv6_address_is_attributed_to_its_endpoint_though_the_record_names_the_ipv4_pool() -> None:
+    """A dual-stack cluster network is named by its first (IPv4) pool in the endpoint's record; its
+    IPv6 address lives in the second pool and must still be the endpoint's, not "reserved"."""
+    from pynetdrv.ipam.records import Allocation, PoolRecord
+    from pynetdrv.registry.inventory import ClusterNetwork, Inventory
+    from pynetdrv.registry.view import EndpointEntry, HostEntry, RegistryView
+
+    view = RegistryView(b"/r/")
+    view.hosts["10.0.0.21"] = HostEntry("10.0.0.21", ("local/10.77.0.0/24",))
+    view.endpoints[("10.0.0.21", E1)] = EndpointEntry("local/10.77.0.0/24", "02:42:0a:4d:00:02",
+                                                      ("10.77.0.2", "fd77::2"), "10.0.0.21")
+    v6 = ClusterNetwork(PoolRecord("local/fd77::/64", "local", "fd77::/64"), None, {"10.0.0.21": 1},
+                        (Allocation("fd77::2", "dynamic", "10.0.0.21"),))
+    (holder,) = Inventory(view, [v6]).holders(v6)
+    assert (holder.kind, holder.host, holder.endpoint_id) == ("endpoint", "10.0.0.21", E1)
