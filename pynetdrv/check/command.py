@@ -4,6 +4,7 @@ holding the state lock, then checks again."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,14 @@ async def _gather_cluster(ctx: CheckContext, settings: ClusterSettings, netns: s
     except EtcdAway as e:
         ctx.notes.append(f"VXLAN devices not compared with the registry: {e}")
         return
+    # The pools live in etcd: this host's part of them (pools it uses, addresses it or the shared
+    # gateway holds) joins the snapshot, so the state and Docker checks see them as on one host.
+    me = settings.advertise_address
+    mine = [n for n in inventory.networks if me in n.users]
+    ctx.state = dataclasses.replace(
+        ctx.state, pools=(*ctx.state.pools, *(n.pool for n in mine)),
+        allocations={**ctx.state.allocations, **{n.pool.pool_id: tuple(
+            a for a in n.allocations if a.owner == me or a.kind == "gateway") for n in mine}})
     vxlan = VxlanDataplane(netns, instance=ctx.instance)
     try:
         devices = await vxlan.list_vxlan_state()
