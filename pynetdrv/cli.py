@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pynetdrv import __version__
 from pynetdrv.cluster.errors import EtcdConfigError, HostForgotten
+from pynetdrv.cluster.settings import ClusterSettings
 from pynetdrv.config import (
     DEFAULT_DOCKER_SOCKET,
     DEFAULT_POOLS_V4,
@@ -105,8 +106,17 @@ def _state_options(p: argparse.ArgumentParser, found: bool = False) -> None:
     default = f"{DEFAULT_STATE}, or a managed plugin's" if found else str(DEFAULT_STATE)
     p.add_argument("--state", type=Path, default=None if found else DEFAULT_STATE,
                    help=f"SQLite state file (default {default})")
-    p.add_argument("--store", dest="state", type=_store, metavar="sqlite:PATH",
-                   help=f"where the state lives; sqlite:PATH is the only kind (default sqlite:{default})")
+    if not found:
+        p.add_argument("--store", dest="state", type=_store, metavar="sqlite:PATH",
+                       help=f"where the state lives; sqlite:PATH is the only kind (default sqlite:{default})")
+        return
+    p.add_argument("--store", type=_serve_store, action=_StoreAction, metavar="sqlite:PATH|etcd://HOST:PORT[,...]",
+                   help=f"sqlite:PATH: the state file (default sqlite:{default}); etcd://...: the cluster's etcd "
+                   "(default: the one the daemon recorded at start, <state>.cluster.json)")
+    p.set_defaults(store=None)
+    p.add_argument("--etcd-cacert", type=Path, metavar="FILE", help="CA certificate for etcd (default: the daemon's)")
+    p.add_argument("--etcd-cert", type=Path, metavar="FILE", help="client certificate for etcd (default: the daemon's)")
+    p.add_argument("--etcd-key", type=Path, metavar="FILE", help="client key for etcd (default: the daemon's)")
 
 
 def _target_options(p: argparse.ArgumentParser) -> None:
@@ -152,7 +162,14 @@ def _port(text: str) -> int:
     return int(text)
 
 
-async def _status(state: Path, docker_socket: Path | None) -> str:
+def cluster_settings(args: argparse.Namespace) -> ClusterSettings | None:
+    """status/check: the daemon's recorded cluster settings, overridden by the command line's."""
+    from pynetdrv.cluster.settings import resolve_settings
+
+    return resolve_settings(args.state, args.store, args.etcd_cacert, args.etcd_cert, args.etcd_key)
+
+
+async def _status(state: Path, docker_socket: Path | None, cluster: ClusterSettings | None = None) -> str:
     from pynetdrv.docker_names import read_network_names
     from pynetdrv.status import render_status
     from pynetdrv.store.open import open_store
@@ -165,9 +182,20 @@ async def _status(state: Path, docker_socket: Path | None) -> str:
         names = docker.names
     store = await open_store(Config(state=state))
     try:
-        return await render_status(store, names)
+        text = await render_status(store, names)
     finally:
         await store.close()
+    if cluster is None:
+        return text
+    from pynetdrv.registry.inventory import read_inventory, render_inventory
+    from pynetdrv.registry.readonly import EtcdAway, read_cluster
+
+    try:
+        inventory = await read_cluster(cluster, read_inventory)
+    except EtcdAway as e:
+        print(f"pynetdrv: showing this host's view only: {e}", file=sys.stderr)
+        return text
+    return "\n".join([text, "", *render_inventory(inventory)])
 
 
 def _seconds(text: str) -> float:
@@ -200,7 +228,12 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
         args.socket, args.state, args.driver_names = target.socket, target.state, target.driver_names
     if args.command == "status":
-        return _status_command(args.state, None if args.no_docker else args.docker_socket)
+        try:
+            cluster = cluster_settings(args)
+        except ValueError as e:
+            print(f"pynetdrv: {e}", file=sys.stderr)
+            return 1
+        return _status_command(args.state, None if args.no_docker else args.docker_socket, cluster)
     if args.command == "check":
         from pynetdrv.check.cli import check_command
 
@@ -212,12 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     return _serve_command(args)
 
 
-def _status_command(state: Path, docker_socket: Path | None) -> int:
+def _status_command(state: Path, docker_socket: Path | None, cluster: ClusterSettings | None = None) -> int:
     if not state.exists():
         print(f"pynetdrv: no state file at {state}", file=sys.stderr)
         return 1
     try:
-        print(asyncio.run(_status(state, docker_socket)))
+        print(asyncio.run(_status(state, docker_socket, cluster)))
     except StateFileError as e:
         print(f"pynetdrv: {e}", file=sys.stderr)
         return 1

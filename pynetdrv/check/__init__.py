@@ -7,12 +7,15 @@ The comparison is a list of checker functions (``CHECKERS``), each taking a
 - ``KERNEL_CHECKERS``: the kernel's links against the state (``kernel_checks``).
   ``check_firewall`` compares this instance's iptables rules with the render
   of the state (the daemon's own ``Firewall.drift``);
+- ``CLUSTER_CHECKERS``: cluster mode, this host's VXLAN devices against the
+  registry (``cluster_checks``), skipped when etcd cannot be read;
 - ``DOCKER_CHECKERS``: Docker's view against the state (``docker_checks``),
   skipped when Docker cannot be reached.
 """
 
 from __future__ import annotations
 
+from pynetdrv.check.cluster_checks import check_cluster
 from pynetdrv.check.context import CheckContext, Checker
 from pynetdrv.check.docker_checks import check_docker_endpoints, check_docker_networks
 from pynetdrv.check.kernel_checks import check_bridges, check_firewall, check_unknown_links, check_veths
@@ -21,11 +24,12 @@ from pynetdrv.check.state_checks import check_allocations, check_duplicates, che
 
 STATE_CHECKERS: list[Checker] = [check_records, check_duplicates, check_allocations]
 KERNEL_CHECKERS: list[Checker] = [check_bridges, check_veths, check_unknown_links, check_firewall]
+CLUSTER_CHECKERS: list[Checker] = [check_cluster]
 DOCKER_CHECKERS: list[Checker] = [check_docker_networks, check_docker_endpoints]
 
 
 def all_checkers() -> list[Checker]:
-    return [*STATE_CHECKERS, *KERNEL_CHECKERS, *DOCKER_CHECKERS]
+    return [*STATE_CHECKERS, *KERNEL_CHECKERS, *CLUSTER_CHECKERS, *DOCKER_CHECKERS]
 
 
 async def run_checks(ctx: CheckContext, checkers: list[Checker] | None = None) -> list[Finding]:
@@ -36,6 +40,7 @@ async def run_checks(ctx: CheckContext, checkers: list[Checker] | None = None) -
 
 
 __all__ = [
+    "CLUSTER_CHECKERS",
     "DOCKER_CHECKERS",
     "KERNEL_CHECKERS",
     "STATE_CHECKERS",

@@ -15,6 +15,13 @@ from pynetdrv.errors import StateFileError
 
 def check_command(args: argparse.Namespace) -> int:
     instance = Config(socket=args.socket).instance
+    from pynetdrv.cluster.settings import resolve_settings
+
+    try:
+        cluster = resolve_settings(args.state, args.store, args.etcd_cacert, args.etcd_cert, args.etcd_key)
+    except ValueError as e:
+        print(f"pynetdrv: {e}", file=sys.stderr)
+        return 2
     from pynetdrv.firewall.iptables import IptablesFirewall
 
     opts = CheckOptions(
@@ -23,6 +30,7 @@ def check_command(args: argparse.Namespace) -> int:
         docker_socket=None if args.no_docker else args.docker_socket,
         firewall=None if args.no_firewall else IptablesFirewall(instance=instance),
         driver_names=tuple(getattr(args, "driver_names", ())),
+        cluster=cluster,
     )
     try:
         if args.repair:

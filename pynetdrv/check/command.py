@@ -4,6 +4,7 @@ holding the state lock, then checks again."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from pynetdrv.check.docker_view import DockerUnreachable, read_docker_view
 from pynetdrv.check.kernel import KernelView, NetlinkKernelView
 from pynetdrv.check.model import Finding
 from pynetdrv.check.state import read_state
+from pynetdrv.cluster.settings import ClusterSettings
 from pynetdrv.dataplane.base import Dataplane, DataplaneError
 from pynetdrv.driver.external import External
 from pynetdrv.errors import PynetdrvError, StateFileError
@@ -35,6 +37,8 @@ class CheckOptions:
     firewall: Firewall | None = None
     #: Other driver names Docker knows this instance by (a managed plugin's NAME:TAG).
     driver_names: tuple[str, ...] = ()
+    #: Cluster mode (recorded by the daemon, or given): compare the VXLAN devices with the registry.
+    cluster: ClusterSettings | None = None
 
 
 @dataclass
@@ -54,6 +58,8 @@ async def gather(opts: CheckOptions, kernel: KernelView | None = None) -> CheckC
     ctx.links = await (kernel or NetlinkKernelView(opts.netns)).links()
     if opts.firewall is None:
         ctx.notes.append("firewall not compared (--no-firewall)")
+    if opts.cluster is not None:
+        await _gather_cluster(ctx, opts.cluster, opts.netns)
     if opts.docker_socket is None:
         ctx.notes.append("Docker not compared (--no-docker)")
     else:
@@ -62,6 +68,37 @@ async def gather(opts: CheckOptions, kernel: KernelView | None = None) -> CheckC
         except DockerUnreachable as e:
             ctx.notes.append(f"Docker not compared: {e}")
     return ctx
+
+
+async def _gather_cluster(ctx: CheckContext, settings: ClusterSettings, netns: str | None) -> None:
+    from pynetdrv.check.cluster_checks import ClusterExpect
+    from pynetdrv.dataplane.vxlan import VxlanDataplane
+    from pynetdrv.registry.inventory import read_inventory
+    from pynetdrv.registry.readonly import EtcdAway, read_cluster
+
+    if not settings.advertise_address:
+        ctx.notes.append("VXLAN devices not compared with the registry: this host's advertise address is unknown "
+                         "(the daemon records it at start, in the state's .cluster.json)")
+        return
+    try:
+        inventory = await read_cluster(settings, read_inventory)
+    except EtcdAway as e:
+        ctx.notes.append(f"VXLAN devices not compared with the registry: {e}")
+        return
+    # The pools live in etcd: this host's part of them (pools it uses, addresses it or the shared
+    # gateway holds) joins the snapshot, so the state and Docker checks see them as on one host.
+    me = settings.advertise_address
+    mine = [n for n in inventory.networks if me in n.users]
+    ctx.state = dataclasses.replace(
+        ctx.state, pools=(*ctx.state.pools, *(n.pool for n in mine)),
+        allocations={**ctx.state.allocations, **{n.pool.pool_id: tuple(
+            a for a in n.allocations if a.owner == me or a.kind == "gateway") for n in mine}})
+    vxlan = VxlanDataplane(netns, instance=ctx.instance)
+    try:
+        devices = await vxlan.list_vxlan_state()
+    finally:
+        await vxlan.close()
+    ctx.cluster = ClusterExpect(inventory.view, settings.advertise_address, settings.vxlan_port, devices)
 
 
 async def check(opts: CheckOptions, kernel: KernelView | None = None) -> CheckResult:
@@ -140,6 +177,7 @@ async def repair(
             done += [f"failed: {e}" for e in report.errors]
             middle = await check(opts, kernel)
             done += await _apply(store, dataplane, middle.findings, "release", "delete_pool", "reserve")
+            done += await _repair_cluster(middle, opts)
         finally:
             await dataplane.close()
             await store.close()
@@ -149,6 +187,21 @@ async def repair(
         return before, done + fixed, after
     finally:
         lock.release()
+
+
+async def _repair_cluster(result: CheckResult, opts: CheckOptions) -> list[str]:
+    """The VXLAN findings fixed by the daemon's own ``ensure_vxlan`` + ``sync`` (cluster_checks)."""
+    from pynetdrv.check.cluster_checks import ACTION, repair_vxlan
+    from pynetdrv.dataplane.vxlan import VxlanDataplane
+
+    expect = result.ctx.cluster
+    if expect is None or not any(f.action[:1] == (ACTION,) for f in result.findings):
+        return []
+    vxlan = VxlanDataplane(opts.netns, instance=opts.instance)
+    try:
+        return await repair_vxlan(result.findings, result.ctx.state.networks, expect, vxlan)
+    finally:
+        await vxlan.close()
 
 
 async def _apply(store: Store, dataplane: Dataplane, findings: list[Finding], *kinds: str) -> list[str]:

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import netaddr
 
 from pynetdrv.check.model import DockerView, Finding, KernelLink, StateSnapshot
 from pynetdrv.firewall.base import Firewall
 from pynetdrv.store.base import EndpointRecord, NetworkRecord, PoolRecord
+
+if TYPE_CHECKING:
+    from pynetdrv.check.cluster_checks import ClusterExpect
 
 
 @dataclass
@@ -31,6 +35,8 @@ class CheckContext:
     #: Other names Docker's networks use for this instance: a managed plugin's
     #: ``NAME:TAG`` (its instance is the stem of its socket inside the plugin).
     driver_names: tuple[str, ...] = ()
+    #: Cluster mode: the registry and this host's VXLAN devices (None: not cluster mode, or etcd away).
+    cluster: ClusterExpect | None = None
 
     def is_ours(self, driver: str) -> bool:
         """Is ``driver`` (a Docker network's driver or IPAM driver) this instance?"""

@@ -94,9 +94,24 @@ class StoreComponent:
 
         # A state file we cannot open fails here, before Docker sees a socket.
         self._store = await open_store(self._config)
+        _record_cluster_settings(self._config)
 
     async def stop(self) -> None:
         await self.store.close()
+
+
+def _record_cluster_settings(config: Config) -> None:
+    """Where status and check find etcd (``cluster.settings``): recorded at every start.  A file that
+    cannot be written costs status/check their cluster view (they say so), not the daemon its start."""
+    from pynetdrv.cluster.settings import ClusterSettings, save_settings
+
+    c = config
+    try:
+        save_settings(c.state, None if not c.etcd or not c.advertise_address else ClusterSettings(
+            c.etcd, c.advertise_address, c.vxlan_port, *(None if p is None else str(p)
+                                                           for p in (c.etcd_cacert, c.etcd_cert, c.etcd_key))))
+    except OSError as e:
+        log.warning("cluster settings for status/check not recorded next to %s: %s", c.state, e)
 
 
 class SocketComponent:

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pynetdrv.dataplane.base import DataplaneError
-from pynetdrv.dataplane.vxlan import VxlanNetwork
-from pynetdrv.dataplane.vxlan_plan import RemoteEndpoint
+from pynetdrv.dataplane.vxlan import VxlanDeviceState, VxlanNetwork
+from pynetdrv.dataplane.vxlan_plan import RemoteEndpoint, wanted_entries
 
 
 @dataclass
@@ -60,6 +60,15 @@ class FakeVxlan:
 
     async def underlay_mtu(self, local_ip: str) -> int:
         return self.underlay
+
+    async def list_vxlan_state(self) -> list[VxlanDeviceState]:
+        """The devices as the real one reports them: the entries ``sync`` put, as kernel entries."""
+        out = []
+        for nid, dev in sorted(self.devices.items()):
+            w = wanted_entries(dev.endpoints, dev.hosts)
+            out.append(VxlanDeviceState(dev.network.ifname, nid, dev.vni, dev.port, dev.local, None, dev.network.bridge,
+                                        True, dev.mtu, False, True, w.fdb, w.neigh))
+        return out
 
     async def close(self) -> None:
         pass
