@@ -9,13 +9,12 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from cluster_hosts import POOL, Host, running_hosts, until
 from etcd_server import EtcdServer
-from test_etcd_registry import POOL, Host, until
 
 from pynetdrv.api import ipam_models as im
 from pynetdrv.cli import main
 from pynetdrv.cluster.errors import HostForgotten
-from pynetdrv.cluster.etcd import EtcdClient
 from pynetdrv.errors import Conflict
 from pynetdrv.registry.tombstone import check_tombstone
 
@@ -25,17 +24,8 @@ N1, N3 = "1" * 64, "3" * 64
 @pytest.fixture
 async def hosts(etcd_server: EtcdServer, etcd_prefix: bytes) -> AsyncIterator[tuple[Host, Host]]:
     url = f"etcd://{etcd_server.endpoint}"
-    async with EtcdClient.from_url(url, timeout=5) as c1, EtcdClient.from_url(url, timeout=5) as c3:
-        h1, h3 = Host(c1, etcd_prefix, "192.0.2.21"), Host(c3, etcd_prefix, "192.0.2.23")
-        for h in (h1, h3):
-            await h.local.open()
-            await h.member.start()
-        try:
-            yield h1, h3
-        finally:
-            for h in (h1, h3):
-                await h.member.stop()
-                await h.local.close()
+    async with running_hosts([url, url], etcd_prefix, ["192.0.2.21", "192.0.2.23"]) as (h1, h3):
+        yield h1, h3
 
 
 def _forget(etcd: EtcdServer, prefix: bytes, host: str, *extra: str) -> int:

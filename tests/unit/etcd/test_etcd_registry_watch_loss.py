@@ -14,12 +14,11 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
+from cluster_hosts import POOL, Host, running_hosts, until
 from etcd_server import EtcdServer
 from tcp_cut import TcpCut
-from test_etcd_registry import POOL, Host, until
 
 from pynetdrv.api import ipam_models as im
-from pynetdrv.cluster.etcd import EtcdClient
 from tests.unit.driver_requests import ep_req, ref
 
 N1, N2 = "1" * 64, "2" * 64
@@ -50,55 +49,37 @@ async def test_a_cut_host_misses_changes_and_compaction_then_reads_in_full_and_m
         etcd_server: EtcdServer, etcd_prefix: bytes, relay: TcpCut, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, "pynetdrv.cluster.watch")
     direct = f"etcd://{etcd_server.endpoint}"
-    async with EtcdClient.from_url(f"etcd://{relay.endpoint}", timeout=2) as c1, \
-            EtcdClient.from_url(direct, timeout=5) as c2:
-        h1, h2 = Host(c1, etcd_prefix, "192.0.2.21"), Host(c2, etcd_prefix, "192.0.2.22")
-        for h in (h1, h2):
-            await h.local.open()
-            await h.member.start()
-        try:
-            await h1.create_and_run(N1, "a" * 64)
-            gone = await h2.create_and_run(N2, "b" * 64)
-            await until(lambda: _endpoints(h1, N1) == {((gone,), h2.addr)}, "host 1 sees host 2's first container")
+    async with running_hosts([f"etcd://{relay.endpoint}", direct], etcd_prefix, ["192.0.2.21", "192.0.2.22"],
+                             timeout=2) as (h1, h2):
+        await h1.create_and_run(N1, "a" * 64)
+        gone = await h2.create_and_run(N2, "b" * 64)
+        await until(lambda: _endpoints(h1, N1) == {((gone,), h2.addr)}, "host 1 sees host 2's first container")
 
-            await relay.cut()  # host 1 loses etcd; host 2 goes on
-            await h2.net.delete_endpoint(ref("b" * 64, N2))
-            await h2.ipam.release_address(im.ReleaseAddressRequest(PoolID=POOL, Address=gone))
-            new = {await _run(h2, N2, "c" * 64), await _run(h2, N2, "d" * 64)}
-            head = (await c2.get_prefix(etcd_prefix)).revision
-            etcd_server.compact(head)  # the history host 1 would resume from is gone
-            assert _endpoints(h1, N1) == {((gone,), h2.addr)}  # still what it knew
+        await relay.cut()  # host 1 loses etcd; host 2 goes on
+        await h2.net.delete_endpoint(ref("b" * 64, N2))
+        await h2.ipam.release_address(im.ReleaseAddressRequest(PoolID=POOL, Address=gone))
+        new = {await _run(h2, N2, "c" * 64), await _run(h2, N2, "d" * 64)}
+        head = (await h2.client.get_prefix(etcd_prefix)).revision
+        etcd_server.compact(head)  # the history host 1 would resume from is gone
+        assert _endpoints(h1, N1) == {((gone,), h2.addr)}  # still what it knew
 
-            await relay.start()  # same port: host 1's client reconnects
-            want = {((ip,), h2.addr) for ip in new}
-            await until(lambda: _endpoints(h1, N1) == want, "host 1 has exactly host 2's current containers", 15)
-            assert any("lost its history" in r.getMessage() for r in caplog.records), "no resync happened"
-            assert h1.vx.devices[N1].hosts == {h2.addr}
-        finally:
-            for h in (h1, h2):
-                await h.member.stop()
-                await h.local.close()
+        await relay.start()  # same port: host 1's client reconnects
+        want = {((ip,), h2.addr) for ip in new}
+        await until(lambda: _endpoints(h1, N1) == want, "host 1 has exactly host 2's current containers", 15)
+        assert any("lost its history" in r.getMessage() for r in caplog.records), "no resync happened"
+        assert h1.vx.devices[N1].hosts == {h2.addr}
 
 
 async def test_the_registry_watch_resumes_after_an_etcd_restart(
         etcd_restartable: EtcdServer, etcd_prefix: bytes) -> None:
     url = f"etcd://{etcd_restartable.endpoint}"
-    async with EtcdClient.from_url(url, timeout=2) as c1, EtcdClient.from_url(url, timeout=2) as c2:
-        h1, h2 = Host(c1, etcd_prefix, "192.0.2.21"), Host(c2, etcd_prefix, "192.0.2.22")
-        for h in (h1, h2):
-            await h.local.open()
-            await h.member.start()
-        try:
-            await h1.create_and_run(N1, "a" * 64)
-            first = await h2.create_and_run(N2, "b" * 64)
-            await until(lambda: _endpoints(h1, N1) == {((first,), h2.addr)}, "before the restart")
-            etcd_restartable.stop()
-            await asyncio.sleep(0.5)
-            etcd_restartable.start()
-            second = await _run(h2, N2, "c" * 64)
-            await until(lambda: _endpoints(h1, N1) == {((first,), h2.addr), ((second,), h2.addr)},
-                        "a container started after the restart is seen", 15)
-        finally:
-            for h in (h1, h2):
-                await h.member.stop()
-                await h.local.close()
+    async with running_hosts([url, url], etcd_prefix, ["192.0.2.21", "192.0.2.22"], timeout=2) as (h1, h2):
+        await h1.create_and_run(N1, "a" * 64)
+        first = await h2.create_and_run(N2, "b" * 64)
+        await until(lambda: _endpoints(h1, N1) == {((first,), h2.addr)}, "before the restart")
+        etcd_restartable.stop()
+        await asyncio.sleep(0.5)
+        etcd_restartable.start()
+        second = await _run(h2, N2, "c" * 64)
+        await until(lambda: _endpoints(h1, N1) == {((first,), h2.addr), ((second,), h2.addr)},
+                    "a container started after the restart is seen", 15)

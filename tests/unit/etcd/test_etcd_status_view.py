@@ -10,8 +10,8 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from cluster_hosts import Host, running_hosts, until
 from etcd_server import EtcdServer
-from test_etcd_registry import Host, until
 
 from pynetdrv.cluster.etcd import EtcdClient
 from pynetdrv.cluster.settings import ClusterSettings
@@ -23,17 +23,8 @@ from pynetdrv.store.etcd_keys import Keys
 @pytest.fixture
 async def two(etcd_server: EtcdServer, etcd_prefix: bytes) -> AsyncIterator[tuple[Host, Host]]:
     url = f"etcd://{etcd_server.endpoint}"
-    async with EtcdClient.from_url(url, timeout=5) as c1, EtcdClient.from_url(url, timeout=5) as c2:
-        h1, h2 = Host(c1, etcd_prefix, "192.0.2.31"), Host(c2, etcd_prefix, "192.0.2.32")
-        for h in (h1, h2):
-            await h.local.open()
-            await h.member.start()
-        try:
-            yield h1, h2
-        finally:
-            for h in (h1, h2):
-                await h.member.stop()
-                await h.local.close()
+    async with running_hosts([url, url], etcd_prefix, ["192.0.2.31", "192.0.2.32"]) as (h1, h2):
+        yield h1, h2
 
 
 async def test_status_view_attributes_every_address_to_its_host(
