@@ -14,6 +14,7 @@ from pathlib import Path
 from pynetdrv import __version__
 from pynetdrv.cluster.errors import EtcdConfigError, HostForgotten
 from pynetdrv.cluster.settings import ClusterSettings
+from pynetdrv.cluster_cli import add_cluster_parser, cluster_command
 from pynetdrv.config import (
     DEFAULT_DOCKER_SOCKET,
     DEFAULT_POOLS_V4,
@@ -68,8 +69,6 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--rejoin", action="store_true",
                    help="cluster mode: this host was forgotten (pynetdrv cluster forget-host): drop its cluster "
                    "networks and endpoints from the state file and join again (docs/multihost.md)")
-    from pynetdrv.cluster_cli import add_cluster_parser
-
     add_cluster_parser(sub)
     st = sub.add_parser("status", help="show networks and pools in the state file (read-only)")
     _state_options(st, found=True)
@@ -239,7 +238,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return check_command(args)
     if args.command == "cluster":
-        from pynetdrv.cluster_cli import cluster_command
 
         return cluster_command(args)
     return _serve_command(args)
