@@ -9,93 +9,27 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from driver_requests import create_req, ep_req
+from driver_requests import ep_req
+from fake_cluster import Host, fake_cluster, until
 
 from pynetdrv.api import ipam_models as im
 from pynetdrv.api import network_models as nm
 from pynetdrv.cluster.errors import EtcdUnavailable
 from pynetdrv.cluster.kv import KV, Snapshot, WatchEvent
-from pynetdrv.config import Config
 from pynetdrv.dataplane.vxlan_plan import RemoteEndpoint
-from pynetdrv.driver.service import NetworkService
 from pynetdrv.errors import Conflict
-from pynetdrv.ipam.service import IpamService
-from pynetdrv.registry.member import CLUSTER_OPTION, ClusterMember, cluster_of
-from pynetdrv.registry.registry import Registry
+from pynetdrv.registry.member import CLUSTER_OPTION, cluster_of
 from pynetdrv.registry.view import RegistryView
-from pynetdrv.store.cluster import ClusterPools, ClusterStore
-from pynetdrv.store.etcd_shared import EtcdSharedStore
-from pynetdrv.store.sqlite import SQLiteStore
-from tests.fakes.dataplane import FakeDataplane
 from tests.fakes.etcd import FakeEtcd
-from tests.fakes.firewall import FakeFirewall
-from tests.fakes.ports import FakeReserver
-from tests.fakes.vxlan import FakeGuard, FakeVxlan
 
-GW = {im.REQUEST_ADDRESS_TYPE: im.GATEWAY_TYPE}
-PREFIX = b"/t/"
 N1 = "1" * 64  # Docker's ID of the network on host 1
 N2 = "2" * 64  # ... of the same cluster network on host 2
 
 
-class Host:
-    def __init__(self, etcd: FakeEtcd, addr: str) -> None:
-        self.addr = addr
-        self.local = SQLiteStore(":memory:")
-        self.pools = ClusterPools(EtcdSharedStore(etcd, PREFIX), addr)  # type: ignore[arg-type]
-        self.store = ClusterStore(self.local, self.pools)
-        self.vx = FakeVxlan()
-        self.guard = FakeGuard()
-        self.member = ClusterMember(
-            self.vx, self.store, self.pools,
-            lambda local, changed: Registry(etcd, self.pools.keys, addr, local, changed, ttl=3),  # type: ignore[arg-type]
-            addr, 4789, self.guard)
-        self.dp = FakeDataplane()
-        self.net = NetworkService(self.store, self.dp, FakeFirewall(), FakeReserver(), self.member)
-        self.ipam = IpamService(self.store, Config(), self.dp.host_routes)
-
-    async def create(self, nid: str, subnet: str = "10.77.0.0/24", mtu: int | None = None) -> str:
-        """``docker network create -d pynetdrv --ipam-driver pynetdrv --subnet SUBNET``; the pool id."""
-        pool = await self.ipam.request_pool(im.RequestPoolRequest(AddressSpace="local", Pool=subnet))
-        gw = await self.ipam.request_address(im.RequestAddressRequest(PoolID=pool.PoolID, Address="", Options=GW))
-        generic = {"com.docker.network.driver.mtu": str(mtu)} if mtu else None
-        await self.net.create_network(create_req(nid, generic=generic, v4=[(subnet, gw.Address)]))
-        return pool.PoolID
-
-    async def run(self, nid: str, eid: str, pool: str = "local/10.77.0.0/24") -> str:
-        """A container on the network: its address, then its endpoint."""
-        a = await self.ipam.request_address(im.RequestAddressRequest(PoolID=pool, Address=""))
-        await self.net.create_endpoint(ep_req(eid, nid, a.Address))
-        return a.Address.split("/")[0]
-
-    def remote(self, nid: str) -> tuple[set[tuple[tuple[str, ...], str]], set[str]]:
-        """(remote endpoints as (IPs, VTEP), peer VTEPs) on this host's device of ``nid``."""
-        dev = self.vx.devices[nid]
-        return {(e.ips, e.vtep) for e in dev.endpoints}, set(dev.hosts)
-
-
 @pytest.fixture
 async def cluster() -> AsyncIterator[tuple[FakeEtcd, Host, Host]]:
-    etcd = FakeEtcd()
-    h1, h2 = Host(etcd, "192.0.2.11"), Host(etcd, "192.0.2.12")
-    for h in (h1, h2):
-        await h.local.open()
-        await h.member.start()
-    try:
-        yield etcd, h1, h2
-    finally:
-        etcd.down = False
-        for h in (h1, h2):
-            await h.member.stop()
-            await h.store.close()
-
-
-async def until(cond: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.02)
+    async with fake_cluster() as hosts:
+        yield hosts
 
 
 def _has(h: Host, nid: str, ep: tuple[tuple[str, ...], str] | None, hosts: set[str]) -> Callable[[], bool]:

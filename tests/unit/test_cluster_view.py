@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_cluster_member import PREFIX, Host, until
+from fake_cluster import PREFIX, Host, fake_cluster, until
 
 from pynetdrv.api import ipam_models as im
 from pynetdrv.check.cluster_checks import ClusterExpect, compare_vxlan, repair_vxlan
@@ -26,17 +26,8 @@ E1, E2 = "a" * 64, "b" * 64
 
 @pytest.fixture
 async def two() -> AsyncIterator[tuple[FakeEtcd, Host, Host]]:
-    etcd = FakeEtcd()
-    h1, h2 = Host(etcd, "192.0.2.11"), Host(etcd, "192.0.2.12")
-    for h in (h1, h2):
-        await h.local.open()
-        await h.member.start()
-    try:
-        yield etcd, h1, h2
-    finally:
-        for h in (h1, h2):
-            await h.member.stop()
-            await h.store.close()
+    async with fake_cluster() as hosts:
+        yield hosts
 
 
 async def _populated(h1: Host, h2: Host) -> tuple[str, str]:
