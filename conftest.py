@@ -29,3 +29,21 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     skipped = _skipped(terminalreporter.config)
     if _in_ci() and skipped:
         terminalreporter.write_line(f"CI: {skipped} test(s) skipped; in CI every test must run", red=True)
+
+
+# Per-test time limits (pytest-timeout): a test that hangs fails on its own, with the stack of every
+# thread printed, instead of holding its whole run until integration/matrix.py kills it without a
+# word on which test it was. Generous: they catch hangs, they do not measure speed. The first test
+# of an integration module also pays for its module's fixtures (a lab up takes about a minute).
+_TIME_LIMITS_S = {"tests": 120, "integration": 900}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("timeout") is not None:
+            continue
+        try:
+            top = item.path.relative_to(config.rootpath).parts[0]
+        except ValueError:
+            top = ""
+        item.add_marker(pytest.mark.timeout(_TIME_LIMITS_S.get(top, 900)))
