@@ -19,6 +19,8 @@ import contextlib
 import fcntl
 import json
 import os
+import random
+import secrets
 import shutil
 import signal
 import socket
@@ -88,10 +90,28 @@ def _fetch_and_unpack() -> None:
         staging.rename(ETCD_DIR)
 
 
+def _port_range() -> range:
+    """Where test etcds listen: below the kernel's ephemeral range, so that no outgoing connection
+    (gRPC's, the HTTP gateway's, another worker's) can hold a port etcd must bind again on restart."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(max(1024, low - 12000), max(1025, low))
+
+
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port in `_port_range()` that nothing listens on now (etcd's --name check catches a race)."""
+    ports = _port_range()
+    for _ in range(200):
+        port = random.choice(ports)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise EtcdHarnessError(f"no free loopback port in {ports.start}-{ports.stop - 1}")
 
 
 @dataclass(frozen=True)
@@ -136,6 +156,9 @@ class EtcdServer:
     def __init__(self, binary: Path, workdir: Path, name: str, tls: TlsMaterial | None = None) -> None:
         self.binary = binary
         self.name = name
+        # etcd's member name, unique to this process and start: `_wait_ready` asks the etcd that
+        # answers on our port for it, so that another run's etcd there is never taken for ours.
+        self.member = f"{name}-{os.getpid()}-{secrets.token_hex(3)}"
         self.tls = tls
         self.data_dir = workdir / "data"
         self.log_path = workdir / "etcd.log"
@@ -182,11 +205,11 @@ class EtcdServer:
         curl = f"{self.scheme}://127.0.0.1:{self.client_port}"
         purl = f"http://127.0.0.1:{self.peer_port}"
         args = [
-            str(self.binary), "--name", self.name, "--data-dir", str(self.data_dir),
+            str(self.binary), "--name", self.member, "--data-dir", str(self.data_dir),
             "--logger", "zap", "--log-level", "warn",
             "--listen-client-urls", curl, "--advertise-client-urls", curl,
             "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
-            "--initial-cluster", f"{self.name}={purl}", "--initial-cluster-state", "new",
+            "--initial-cluster", f"{self.member}={purl}", "--initial-cluster-state", "new",
         ]
         if self.tls:
             args += ["--client-cert-auth", "--trusted-ca-file", str(self.tls.ca),
@@ -204,7 +227,12 @@ class EtcdServer:
                 raise EtcdHarnessError(f"etcd exited ({self._proc and self._proc.returncode}): {self.log_tail()}")
             try:
                 if json.loads(self.http("GET", "/health")).get("health") == "true":
-                    return
+                    members = json.loads(self.http("POST", "/v3/cluster/member/list", {})).get("members", [])
+                    names = [str(m.get("name", "")) for m in members]
+                    if names == [self.member]:
+                        return
+                    # Another etcd on our port (ours could not bind it): never use it as ours.
+                    raise EtcdHarnessError(f"port {self.client_port} answers as etcd {names}, not {self.member}")
             except (OSError, ValueError) as e:
                 last = str(e)
             time.sleep(0.05)

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from etcd_server import ETCD_VERSION, EtcdServer, ensure_etcd_binary
+from etcd_server import ETCD_VERSION, EtcdHarnessError, EtcdServer, ensure_etcd_binary
 
 
 def test_etcd_is_the_debian_build_and_healthy(etcd_server: EtcdServer) -> None:
@@ -64,3 +64,22 @@ def test_etcd_env_variables_do_not_reach_etcd(monkeypatch: pytest.MonkeyPatch, t
         assert json.loads(s.http("GET", "/health"))["health"] == "true"
     finally:
         s.stop()
+
+
+def test_another_etcd_on_our_port_is_never_taken_for_ours(etcd_server: EtcdServer, tmp_path: Path) -> None:
+    """Two runs (or workers) may race for a port: the loser's etcd exits, and the winner's answers
+    /health on it. The loser must fail to start, not go on against someone else's etcd."""
+    loser = EtcdServer(ensure_etcd_binary(), tmp_path / "e", "loser")
+    loser.client_port, loser.peer_port = etcd_server.client_port, etcd_server.peer_port  # a restart there
+    try:
+        with pytest.raises(EtcdHarnessError, match=r"etcd exited|answers as etcd"):
+            loser.start()
+        assert not loser.running
+    finally:
+        loser.stop()
+    assert json.loads(etcd_server.http("GET", "/health"))["health"] == "true"
+
+
+def test_test_etcds_listen_below_the_ephemeral_ports(etcd_server: EtcdServer) -> None:
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert etcd_server.client_port < low and etcd_server.peer_port < low
