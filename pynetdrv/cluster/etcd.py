@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Self, TypeVar
@@ -41,6 +42,7 @@ from pynetdrv.cluster.kv import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 5.0
 # See ../shared/reference/etcd.md: the ping timeout (not keepalive_timeout) fails a hung etcd; the
@@ -191,7 +193,14 @@ class EtcdClient:
         return cls(parse_etcd_url(url), EtcdTls.from_options(cacert, cert, key), timeout)
 
     async def close(self) -> None:
-        await self._raw.close()
+        """Close the connection, within the client's timeout: aetcd's close first winds down the
+        watch stream, whose tasks a hung etcd can hold; shutting down must never wait on etcd."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._raw.close()
+        except TimeoutError:
+            log.warning("etcd %s: the connection did not close within %g s; dropped it",
+                        ",".join(self.names), self.timeout)
 
     async def __aenter__(self) -> Self:
         return self

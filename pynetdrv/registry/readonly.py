@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from pynetdrv.cluster.errors import EtcdConfigError, EtcdError
+from pynetdrv.cluster.errors import EtcdConfigError, EtcdError, EtcdUnavailable
 from pynetdrv.cluster.etcd import EtcdClient
 from pynetdrv.cluster.settings import ETCD_WAIT_S, ClusterSettings
 from pynetdrv.store.etcd_keys import Keys
@@ -28,10 +28,15 @@ async def read_cluster(settings: ClusterSettings, read: Callable[[EtcdClient, Ke
                                      key=settings.etcd_key, timeout=wait)
     except EtcdConfigError as e:
         raise EtcdAway(str(e)) from None
+    away = f"etcd {settings.etcd} did not answer within {wait:g} s"
     try:
-        return await asyncio.wait_for(read(client, Keys(PREFIX)), wait)
+        # The client's own deadline (`wait`) normally ends a call first, with gRPC's reason; this
+        # outer bound, a second later, only catches a read of several calls that overruns.
+        return await asyncio.wait_for(read(client, Keys(PREFIX)), wait + 1.0)
     except TimeoutError:
-        raise EtcdAway(f"etcd {settings.etcd} did not answer within {wait:.0f} s") from None
+        raise EtcdAway(away) from None
+    except EtcdUnavailable as e:
+        raise EtcdAway(f"{away} ({e.what}: {e.detail})") from None
     except EtcdError as e:
         raise EtcdAway(str(e)) from None
     finally:

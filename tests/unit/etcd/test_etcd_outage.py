@@ -4,6 +4,7 @@ again once etcd is back."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 
@@ -93,3 +94,29 @@ async def test_host_names_are_resolved_for_several_endpoints(etcd_server: EtcdSe
     async with EtcdClient.from_url(f"etcd://localhost:{dead},localhost:{etcd_server.client_port}", timeout=2) as c:
         await c.put(etcd_prefix + b"k", b"via-localhost")
     assert etcd_server.count_prefix(etcd_prefix) == 1
+
+
+async def test_closing_with_a_watch_open_on_a_hung_etcd_is_bounded(etcd_restartable: EtcdServer,
+                                                                   etcd_prefix: bytes) -> None:
+    """Shutting down (the daemon's stop, a read-only command's end) must not wait on a hung etcd."""
+    s = etcd_restartable
+    c = EtcdClient.from_url(f"etcd://{s.endpoint}", timeout=1)
+    rev = (await c.get_prefix(etcd_prefix)).revision
+    events = c.watch_once(etcd_prefix, rev + 1)
+    first = asyncio.ensure_future(anext(events))
+    await c.put(etcd_prefix + b"k", b"v")
+    assert (await asyncio.wait_for(first, 5)).kv.value == b"v"
+    waiting = asyncio.ensure_future(anext(events))  # the stream is open and waiting
+    await asyncio.sleep(0.2)
+    s.pause()
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(c.close(), 10)
+        assert time.monotonic() - started < 3
+    finally:
+        s.resume()
+        waiting.cancel()
+        with contextlib.suppress(BaseException):
+            await waiting
+        with contextlib.suppress(BaseException):
+            await events.aclose()
