@@ -14,6 +14,7 @@ from typing import Self
 
 from pynetdrv.cluster.errors import EtcdError, EtcdLeaseLost
 from pynetdrv.cluster.etcd import EtcdClient
+from pynetdrv.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,7 @@ class KeptLease:
     async def close(self, revoke: bool = True) -> None:
         """Stop refreshing; with `revoke`, drop the lease now (its keys go at once). Idempotent."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
         if revoke and self.id:
             with contextlib.suppress(EtcdError):
                 await self._client.revoke_lease(self.id)

@@ -27,6 +27,7 @@ from pynetdrv.createonce.plan import (
     plan,
     tombstoned,
 )
+from pynetdrv.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,7 @@ class CreateOnceSync:
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await stop_tasks(tasks)
 
     def kick(self) -> None:
         self._kick.set()
@@ -68,7 +65,9 @@ class CreateOnceSync:
             ok = await self.run_once()
             delay = BACKOFF_MIN_S if ok else min(delay * 2, BACKOFF_MAX_S)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), self.poll if ok else delay)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can drop the stop's cancellation.
+                async with asyncio.timeout(self.poll if ok else delay):
+                    await self._kick.wait()
 
     async def run_once(self) -> bool:
         """One pass: read both sides, plan, act. False if Docker or etcd did not answer."""

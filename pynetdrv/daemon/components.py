@@ -24,7 +24,6 @@ entry in ``daemon_components``."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from typing import TYPE_CHECKING, TypeVar
@@ -35,6 +34,7 @@ from pynetdrv.daemon.http import UnixSocket, gated_app, services
 from pynetdrv.daemon.lifecycle import Component
 from pynetdrv.daemon.process import import_serving_modules
 from pynetdrv.lock import StateLock
+from pynetdrv.tasks import stop_task
 
 if TYPE_CHECKING:
     from pynetdrv.createonce.sync import CreateOnceSync
@@ -439,10 +439,7 @@ class FirewallKeeperComponent:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
 
 class CreateOnceComponent:

@@ -16,7 +16,6 @@ entries on this host.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Iterable
@@ -27,6 +26,7 @@ from pynetdrv.dataplane.vxlan_plan import RemoteEndpoint
 from pynetdrv.registry.registry import LocalRecords, Registry
 from pynetdrv.registry.view import EndpointEntry, HostEntry
 from pynetdrv.store.base import EndpointRecord, NetworkRecord
+from pynetdrv.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +108,9 @@ class ClusterMember:
 
     async def stop(self) -> None:
         await self.registry.stop()
-        for task in (self._task, self._keeper):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        tasks = [t for t in (self._task, self._keeper) if t is not None]
         self._task = self._keeper = None
+        await stop_tasks(tasks)
 
     # -- hooks of the network driver ---------------------------------------------------------------
     async def prepare_network(self, net: NetworkRecord) -> NetworkRecord:

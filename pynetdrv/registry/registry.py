@@ -16,7 +16,6 @@ No request handler waits for the watch: ``on_change`` is called from the runner 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pynetdrv.cluster.lease import KeptLease
 from pynetdrv.cluster.watch import watch_prefix
 from pynetdrv.registry.view import EndpointEntry, HostEntry, RegistryView
 from pynetdrv.store.etcd_keys import Keys
+from pynetdrv.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +65,7 @@ class Registry:
         expires, so a restart within the TTL (an upgrade, a crash and its restart) re-publishes under
         a new lease before the other hosts ever drop this host's containers."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
         await self._lease.close(revoke=False)
 
     # -- writes ------------------------------------------------------------------------------------
@@ -138,9 +135,7 @@ class Registry:
         try:
             await self._watch()
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            await stop_task(keeper)
 
     async def _keep_published(self) -> None:
         while True:
