@@ -36,7 +36,9 @@ async def _drain(alloc: Allocator, got: list[str]) -> None:
 async def test_two_hosts_draining_one_pool_hand_out_every_address_once(etcd_server: EtcdServer,
                                                                        etcd_prefix: bytes) -> None:
     url = f"etcd://{etcd_server.endpoint}"
-    async with EtcdClient.from_url(url, timeout=5) as c1, EtcdClient.from_url(url, timeout=5) as c2:
+    # Uniqueness is tested here, not latency: a generous call bound for 8 contending allocators on a
+    # loaded machine (with 5 s, one call timed out under load: "etcd ... unavailable").
+    async with EtcdClient.from_url(url, timeout=20) as c1, EtcdClient.from_url(url, timeout=20) as c2:
         h1, h2 = EtcdSharedStore(c1, etcd_prefix), EtcdSharedStore(c2, etcd_prefix)
         await h1.add_pool(POOL)
         got1: list[str] = []
