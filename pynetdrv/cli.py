@@ -308,6 +308,21 @@ def _serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def etcd_client_missing() -> str | None:
+    """The etcd client's packages (the `etcd` extra) that cannot be imported, or None: checked
+    before anything starts, so that cluster mode without them is one line, not a traceback."""
+    import importlib.util
+
+    def missing(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is None
+        except ValueError:  # in sys.modules as None: imports of it fail
+            return True
+
+    gone = [name for name in ("aetcd", "grpc") if missing(name)]
+    return " and ".join(gone) if gone else None
+
+
 def _serve_config(args: argparse.Namespace, socket: Path) -> Config:
     """The daemon's Config from ``serve``'s options; ValueError (one line) names what is wrong."""
     state: Path = args.state
@@ -323,6 +338,10 @@ def _serve_config(args: argparse.Namespace, socket: Path) -> Config:
     from pynetdrv.cluster.advertise import check_advertise_address
     from pynetdrv.cluster.endpoints import EtcdTls
 
+    missing = etcd_client_missing()
+    if missing:
+        raise ValueError(f"--store {etcd}: cluster mode needs {missing}, which is not installed here "
+                         "(pip install 'pynetdrv[etcd]')")
     address = check_advertise_address(args.advertise_address)
     try:
         EtcdTls.from_options(args.etcd_cacert, args.etcd_cert, args.etcd_key)  # reads and checks the files now

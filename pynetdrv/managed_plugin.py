@@ -49,7 +49,23 @@ def serve_argv(env: Mapping[str, str], extra: Sequence[str], serve_flags: frozen
         argv += [flag, value]
     for pool in env.get(POOLS_ENV, "").split():
         argv += ["--default-pool", pool]
-    return argv + [a for a in extra if a]
+    argv += [a for a in extra if a]
+    cluster = _cluster_store(argv)
+    if cluster:
+        raise ValueError(f"--store {cluster}: multi-host (an etcd store) is not available in the managed plugin yet "
+                         "(its rootfs has no etcd client, and create-once needs the Engine API socket, which it "
+                         "does not mount); run pynetdrv as a service on each host for it (docs/multihost.md)")
+    return argv
+
+
+def _cluster_store(argv: Sequence[str]) -> str | None:
+    """The etcd:// URL the last --store of `argv` names, if it does (serve takes the last one)."""
+    url = None
+    for i, arg in enumerate(argv):
+        value = argv[i + 1] if arg == "--store" and i + 1 < len(argv) else arg.partition("--store=")[2]
+        if arg == "--store" or arg.startswith("--store="):
+            url = value
+    return url if url and url.startswith("etcd://") else None
 
 
 def count_rules(save_output: str) -> int:

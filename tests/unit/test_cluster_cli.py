@@ -69,3 +69,14 @@ async def test_open_store_in_cluster_mode_needs_no_etcd_yet(tmp_path: Path) -> N
         assert await store.list_networks() == []  # local records answer without etcd
     finally:
         await store.close()
+
+
+def test_cluster_mode_without_the_etcd_client_is_one_line_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pip install .` has no etcd client (it is the `etcd` extra): say so before anything starts."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "aetcd", None)  # what an interpreter without aetcd has
+    with pytest.raises(ValueError) as e:
+        config("--store", "etcd://h:2379", "--advertise-address", _mine())
+    assert str(e.value) == ("--store etcd://h:2379: cluster mode needs aetcd, which is not installed here "
+                            "(pip install 'pynetdrv[etcd]')")

@@ -148,3 +148,22 @@ def test_config_env_covers_the_entrypoints_settings() -> None:
     assert env["PYNETDRV_PROC_SYS"]["value"] == "/host/proc/sys"
     assert env["PYNETDRV_STORE"]["value"] == f"sqlite:{PLUGIN_STATE_DIR}/state.db"
     assert CONFIG["args"]["settable"] == ["value"]
+
+
+@pytest.mark.parametrize(("env", "extra"), [
+    ({"PYNETDRV_STORE": "etcd://10.0.0.1:2379", "PYNETDRV_ADVERTISE_ADDRESS": "10.0.0.2"}, []),
+    ({}, ["--store", "etcd://10.0.0.1:2379"]),
+    ({}, ["--store=etcd://10.0.0.1:2379"]),
+])
+def test_an_etcd_store_is_refused_naming_the_way_to_multi_host(env: dict[str, str], extra: list[str]) -> None:
+    with pytest.raises(ValueError) as e:
+        serve_argv(env, extra, TODAY | {"--advertise-address"})
+    assert str(e.value).startswith("--store etcd://10.0.0.1:2379: multi-host (an etcd store) is not available in "
+                                   "the managed plugin yet")
+    assert "docs/multihost.md" in str(e.value)
+
+
+def test_a_later_sqlite_store_in_args_wins_over_an_etcd_setting() -> None:
+    argv = serve_argv({"PYNETDRV_STORE": "etcd://10.0.0.1:2379"}, ["--store", "sqlite:/var/lib/pynetdrv-plugin/x.db"],
+                      TODAY)
+    assert argv[-2:] == ["--store", "sqlite:/var/lib/pynetdrv-plugin/x.db"]
