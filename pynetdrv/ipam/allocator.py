@@ -6,7 +6,10 @@ primitive (``ipam.pool_store.AddressBook``), so SQLite and etcd allocate alike.
   reused only after the rest of the range was used once.  The cursor moves
   past the address in the same atomic store operation that takes it, and only
   if no other allocator moved it since it was read (compare-and-swap on the
-  pool's version); a lost race is retried with fresh numbers.
+  pool's version); a lost race is retried with fresh numbers, after a short
+  random pause from the second loss on: allocators on several hosts that lose
+  and retry in step would otherwise keep colliding (one starved 64 times in a
+  row in the two-host etcd test on a loaded machine).
 - Gateway: the first usable address (.1), as users expect; else the next free one.
 - Static (``--ip``, ``--aux-address``): exactly that address, if it is in the
   pool, assignable and free.
@@ -22,6 +25,7 @@ from racing each other.
 from __future__ import annotations
 
 import asyncio
+import random
 import weakref
 
 import netaddr
@@ -34,6 +38,9 @@ from pynetdrv.ipam.records import AllocationKind, CursorUpdate, PoolRecord, Pool
 #: Attempts of one automatic reservation before giving up; each lost attempt
 #: means another allocator (another process) took an address meanwhile.
 MAX_ATTEMPTS = 64
+#: The longest random pause before a retry (seconds); the n-th loss waits up to
+#: 1 ms * 2**(n-1), capped here.
+MAX_BACKOFF_S = 0.02
 
 
 def range_bounds(pool: PoolRecord) -> tuple[int, int]:
@@ -142,6 +149,8 @@ class Allocator:
                 if result.outcome == "no_pool":
                     raise _unknown(state.pool.pool_id)
                 # taken or moved: another allocator got there first; read again.
+                if attempt:
+                    await asyncio.sleep(random.uniform(0, min(MAX_BACKOFF_S, 0.001 * 2 ** (attempt - 1))))
         raise Unavailable(
             f"could not reserve an address in pool {state.pool.cidr}: {MAX_ATTEMPTS} attempts in a row lost "
             "to concurrent allocations; try again"
