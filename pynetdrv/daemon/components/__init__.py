@@ -3,8 +3,10 @@
     state lock -> store -> socket -> serving modules -> dataplane -> firewall
     -> port reserver [-> cluster member] -> services -> reconcile
     [-> cluster registry] -> firewall tidy-up -> serving -> firewall keeper
+    [-> create-once sync]
 
-(the bracketed two in cluster mode only, ``--store etcd://``: docs/multihost.md)
+(the bracketed ones in cluster mode only, ``--store etcd://``: docs/multihost.md; create-once
+unless ``--no-create-once``)
 
 The socket comes right after the lock and the store: Docker's
 ``/Plugin.Activate`` is answered while the rest starts, and every other call
