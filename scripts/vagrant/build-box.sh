@@ -12,7 +12,7 @@ trap 'rm -rf "$work"' EXIT
 root="$work/rootfs"
 PACKAGES=linux-image-amd64,systemd-sysv,udev,dbus,kmod,openssh-server,sudo,iproute2,iputils-ping
 PACKAGES+=,rsync,procps,apparmor,docker.io,etcd-server,etcd-client,python3,python3-venv,busybox-static
-keyfile="$(ls /usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub 2>/dev/null | head -1)"
+keyfile="$(find /usr/share/rubygems-integration/all/gems -path "*/vagrant-*/keys/vagrant.pub" 2>/dev/null | head -1)"
 [ -n "$keyfile" ] || { echo "build-box: Vagrant's insecure public key not found (apt-get install vagrant)" >&2; exit 1; }
 # The host's own Debian sources when the host is bookworm (the same mirror apt uses here),
 # otherwise mmdebstrap's default for the suite.
@@ -20,6 +20,8 @@ mirror=()
 if grep -qx 'VERSION_CODENAME=bookworm' /etc/os-release && [ -f /etc/apt/sources.list.d/debian.sources ]; then
     mirror=(/etc/apt/sources.list.d/debian.sources)
 fi
+# The hooks are single-quoted on purpose: mmdebstrap runs them with $1 = the new root.
+# shellcheck disable=SC2016
 mmdebstrap --variant=minbase --include="$PACKAGES" \
     --customize-hook='chroot "$1" useradd -m -s /bin/bash -G sudo vagrant' \
     --customize-hook='echo "vagrant ALL=(ALL) NOPASSWD: ALL" > "$1/etc/sudoers.d/vagrant"; chmod 0440 "$1/etc/sudoers.d/vagrant"' \
@@ -35,8 +37,9 @@ mmdebstrap --variant=minbase --include="$PACKAGES" \
     bookworm "$root" "${mirror[@]}"
 box="$work/box"
 mkdir "$box"
-cp "$(ls "$root"/boot/vmlinuz-* | sort -V | tail -1)" "$box/vmlinuz"
-cp "$(ls "$root"/boot/initrd.img-* | sort -V | tail -1)" "$box/initrd.img"
+newest() { find "$root/boot" -name "$1" | sort -V | tail -1; }
+cp "$(newest "vmlinuz-*")" "$box/vmlinuz"
+cp "$(newest "initrd.img-*")" "$box/initrd.img"
 SIZE_GB=8
 mke2fs -q -t ext4 -L root -d "$root" "$work/disk.raw" "${SIZE_GB}G"
 rm -rf "$root"
