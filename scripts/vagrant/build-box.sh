@@ -4,7 +4,9 @@
 # mmdebstrap makes a Debian 12 root with everything the VMs need offline (docker.io, etcd,
 # python3-venv, busybox-static, apparmor for Docker), mke2fs -d turns it into a whole-disk
 # ext4 image (no partition table, no bootloader, no loop device), and the box carries the
-# kernel and initrd, which vagrant-libvirt boots directly (root=/dev/vda).
+# kernel and initrd, which vagrant-libvirt boots directly (root=/dev/vda).  Interfaces are ethN
+# (net.ifnames=0, as in Debian's public boxes): DHCP on eth0 only, Vagrant's management
+# network; Vagrant's Debian guest writes the private network (eth1) for systemd-networkd itself.
 set -euo pipefail
 out="${1:?usage: build-box.sh OUT.box}"
 work="$(mktemp -d "${TMPDIR:-/var/tmp}/pynetdrv-box.XXXXXX")"
@@ -29,7 +31,7 @@ mmdebstrap --variant=minbase --include="$PACKAGES" \
     --customize-hook='chroot "$1" chown -R vagrant:vagrant /home/vagrant/.ssh; chmod 700 "$1/home/vagrant/.ssh"' \
     --customize-hook='echo debian12 > "$1/etc/hostname"; printf "127.0.0.1 localhost\n127.0.1.1 debian12\n" > "$1/etc/hosts"' \
     --customize-hook='echo "/dev/vda / ext4 defaults 0 1" > "$1/etc/fstab"' \
-    --customize-hook='printf "[Match]\nName=eth* en*\n\n[Network]\nDHCP=yes\n" > "$1/etc/systemd/network/50-dhcp.network"' \
+    --customize-hook='printf "[Match]\nName=eth0\n\n[Network]\nDHCP=yes\n" > "$1/etc/systemd/network/90-dhcp-eth0.network"' \
     --customize-hook='echo "UseDNS no" > "$1/etc/ssh/sshd_config.d/vagrant.conf"' \
     --customize-hook='chroot "$1" systemctl enable systemd-networkd serial-getty@ttyS0' \
     --customize-hook='chroot "$1" systemctl disable etcd' \
