@@ -16,11 +16,15 @@ src=/opt/pynetdrv-src   # the repository, rsynced before provisioning
 need_packages "$offline" docker.io apparmor iptables python3-venv busybox-static
 
 start=$SECONDS
-[ -x /opt/pynetdrv/bin/python ] || python3 -m venv /opt/pynetdrv
 if [ "$offline" = 1 ]; then
-    /opt/pynetdrv/bin/pip install -q --disable-pip-version-check --no-index \
+    # A venv without pip, and pip run from its wheel in the wheelhouse: ensurepip alone takes
+    # about 2 minutes under QEMU's software emulation.
+    [ -x /opt/pynetdrv/bin/python ] || python3 -m venv --without-pip /opt/pynetdrv
+    pip_wheel="$(find /opt/pynetdrv-wheels -name 'pip-*.whl' | head -1)"
+    /opt/pynetdrv/bin/python "$pip_wheel/pip" install -q --disable-pip-version-check --no-index \
         --find-links /opt/pynetdrv-wheels 'pynetdrv[etcd]'
 else
+    [ -x /opt/pynetdrv/bin/python ] || python3 -m venv /opt/pynetdrv
     /opt/pynetdrv/bin/pip install -q --disable-pip-version-check "${src}[etcd]"
 fi
 ln -sf /opt/pynetdrv/bin/pynetdrv /usr/local/bin/pynetdrv
