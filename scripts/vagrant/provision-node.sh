@@ -45,7 +45,9 @@ CONF
 systemctl daemon-reload
 systemctl enable pynetdrv.socket pynetdrv.service >/dev/null 2>&1
 systemctl restart pynetdrv.socket pynetdrv.service || true
-systemctl enable --now docker >/dev/null 2>&1
+# (docker.io is enabled in a box already; `enable` then costs ~30 s of sysv-install under TCG)
+systemctl is-enabled --quiet docker || systemctl enable docker >/dev/null 2>&1
+systemctl start docker
 wait_for "pynetdrv active (cluster mode, etcd $etcd_ip)" 300 systemctl is-active --quiet pynetdrv.service
 wait_for "docker active" 120 docker info
 
