@@ -7,7 +7,7 @@ import json
 import statistics
 from collections.abc import Mapping, Sequence
 
-from bench.report import Figure
+from bench.report import Figure, fmt
 from bench.stats import percentile, ratio, summarize
 
 BENCH = "multihost"
@@ -47,7 +47,7 @@ def reach_samples(outcomes: Sequence[float | None], timeout: float) -> list[floa
 
 def _mm(samples: Sequence[float], scale: float, unit: str) -> str:
     s = summarize(samples)
-    return f"{s.median * scale:.3g} ({s.min * scale:.3g}-{s.max * scale:.3g}) {unit}"
+    return f"{fmt(s.median * scale)} ({fmt(s.min * scale)}-{fmt(s.max * scale)}) {unit}"
 
 
 def throughput_figures(gbits: Mapping[str, Sequence[float]], seconds: int,
@@ -79,13 +79,16 @@ def start_figures(seconds: Mapping[str, Sequence[float]]) -> list[Figure]:
 
 
 def reach_figures(samples: Mapping[str, Sequence[float]], unreached: Mapping[str, int],
-                  runs: Mapping[str, Sequence[float]]) -> list[Figure]:
+                  runs: Mapping[str, Sequence[float]], failed_runs: Mapping[str, int] | None = None) -> list[Figure]:
     """p50 and p99 of the time from ``docker run -d`` issued on h2 until h1 first reaches the
-    container, per side; only pynetdrv's p99 has a target (<= 1 s)."""
+    container, per side; only pynetdrv's p99 has a target (<= 1 s).  ``failed_runs``: runs that
+    failed and were retried (their time is not in the samples, so they are named in the detail)."""
     figs = []
     for side in (PYNETDRV, OVERLAY):
         s = samples[side]
         lost = f", {unreached[side]} never reached" if unreached.get(side) else ""
+        if (failed_runs or {}).get(side):
+            lost += f", {(failed_runs or {})[side]} docker run failed and retried"
         run_part = f"; the docker run -d itself {statistics.median(runs[side]) * 1e3:.0f} ms median" \
             if runs.get(side) else ""
         figs.append(Figure(BENCH, f"reachability p50, {side}", percentile(s, 50), "s", None, None,

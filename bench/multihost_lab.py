@@ -11,11 +11,13 @@ import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.docker_env import ensure_iperf_image
 from bench.multihost_figures import BRIDGE, OVERLAY, PYNETDRV
 from integration.busybox_image import ensure_busybox_image
 from integration.lab import lab
+from integration.lab.session import keep_logs
 from integration.lab.containers import docker, ensure_network, must
 from integration.lab.topology import HOSTS
 
@@ -66,8 +68,9 @@ def _networks() -> dict[str, str]:
 
 
 @contextmanager
-def stage(say: Callable[[str], None] = print) -> Iterator[Stage]:
-    """Caller holds the integration lock.  A lab left by an aborted run is removed first."""
+def stage(logs: Path, say: Callable[[str], None] = print) -> Iterator[Stage]:
+    """Caller holds the integration lock.  A lab left by an aborted run is removed first; the
+    hosts' dockerd, pynetdrv and etcd logs are copied to ``logs`` before the lab goes."""
     lab.down()
     try:
         say("==> multihost: lab up (cluster mode), images into h1..h3")
@@ -80,6 +83,7 @@ def stage(say: Callable[[str], None] = print) -> Iterator[Stage]:
         yield Stage(_networks())
     finally:
         _swarm_down()
+        keep_logs(logs)
         problems = lab.down()
         if problems:
             say("==> multihost: lab down left: " + "; ".join(problems))
