@@ -17,8 +17,8 @@ from bench.docker_env import ensure_iperf_image
 from bench.multihost_figures import BRIDGE, OVERLAY, PYNETDRV
 from integration.busybox_image import ensure_busybox_image
 from integration.lab import lab
-from integration.lab.session import keep_logs
 from integration.lab.containers import docker, ensure_network, must
+from integration.lab.session import keep_logs
 from integration.lab.topology import HOSTS
 
 H1, H2, H3 = HOSTS
