@@ -39,6 +39,7 @@ from integration.lab.topology import HOSTS, in_ns
 REPO = Path(__file__).resolve().parent.parent
 H1, H2, _H3 = HOSTS
 IPERF_PORT = 5201
+IPERF_SERVER = 126  # its fixed address (Stage.address); reachability uses 0, 1, ...
 REACH_TIMEOUT = 20.0
 RUN_ATTEMPTS = 3
 Result = tuple[list[Figure], dict[str, Any]]
@@ -68,7 +69,7 @@ def bench_throughput(st: Stage, quick: bool, raw_dir: Path) -> Result:
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for side in (PYNETDRV, OVERLAY):
-            servers[side] = st.address(side, 200)
+            servers[side] = st.address(side, IPERF_SERVER)
             must(H2, "run", "-d", "--name", f"mhbench-iperf-{side}", "--network", st.nets[side], "--ip", servers[side],
                  IPERF_IMAGE, "-s", "-p", str(IPERF_PORT))
         time.sleep(1)

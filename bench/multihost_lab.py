@@ -28,6 +28,12 @@ NETWORKS = {PYNETDRV: ("mhbench-pn", "10.247.0.0/24"), OVERLAY: ("mhbench-ov", "
             BRIDGE: ("mhbench-br", "10.247.2.0/24")}
 
 
+#: Automatic addresses come from the lower half (--ip-range), fixed ones (--ip) from the upper half:
+#: an allocator that moves on after each address (swarm's does, and keeps a removed container's
+#: address a while) would otherwise hand out one the benchmark asks for later.
+AUTOMATIC_RANGE, FIXED_FIRST, FIXED_COUNT = "0/25", 128, 127
+
+
 @dataclass(frozen=True)
 class Stage:
     """Network name per side; ``address(side, i)``: a fixed address for the i-th container."""
@@ -36,8 +42,17 @@ class Stage:
 
     @staticmethod
     def address(side: str, i: int) -> str:
-        base = NETWORKS[side][1].rsplit(".", 1)[0]
-        return f"{base}.{20 + i}"
+        if not 0 <= i < FIXED_COUNT:
+            raise ValueError(f"fixed address index {i} is outside 0..{FIXED_COUNT - 1}")
+        return f"{_prefix(side)}.{FIXED_FIRST + i}"
+
+
+def _prefix(side: str) -> str:
+    return NETWORKS[side][1].rsplit(".", 1)[0]
+
+
+def _ip_range(side: str) -> list[str]:
+    return ["--ip-range", f"{_prefix(side)}.{AUTOMATIC_RANGE}"]
 
 
 def _swarm_up() -> None:
@@ -59,11 +74,11 @@ def _swarm_down() -> None:
 def _networks() -> dict[str, str]:
     name, subnet = NETWORKS[PYNETDRV]
     for host in (H1, H2):  # create once: it may have reached h2 from h1 already
-        ensure_network(host, name, [(subnet, subnet.rsplit(".", 1)[0] + ".1")])
+        ensure_network(host, name, [(subnet, f"{_prefix(PYNETDRV)}.1")], *_ip_range(PYNETDRV))
     name, subnet = NETWORKS[OVERLAY]
-    must(H1, "network", "create", "-d", "overlay", "--attachable", "--subnet", subnet, name)
+    must(H1, "network", "create", "-d", "overlay", "--attachable", "--subnet", subnet, *_ip_range(OVERLAY), name)
     name, subnet = NETWORKS[BRIDGE]
-    must(H1, "network", "create", "-d", "bridge", "--subnet", subnet, name)
+    must(H1, "network", "create", "-d", "bridge", "--subnet", subnet, *_ip_range(BRIDGE), name)
     return {side: n for side, (n, _) in NETWORKS.items()}
 
 

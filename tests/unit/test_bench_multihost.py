@@ -26,6 +26,7 @@ from bench.multihost_figures import (
 )
 from bench.multihost_probe import checksum, echo_request, is_reply, parse_output
 from bench.netns import throwaway_netns
+from bench.report import Figure
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -273,7 +274,7 @@ def test_reach_samples_count_the_unreached_as_the_timeout() -> None:
     assert reach_samples([0.5, None, 0.7], 20.0) == [0.5, 20.0, 0.7]
 
 
-def _by_name(figs: list) -> dict:  # type: ignore[type-arg]
+def _by_name(figs: list[Figure]) -> dict[str, Figure]:
     return {f.name: f for f in figs}
 
 
