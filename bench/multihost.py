@@ -6,6 +6,7 @@ on h1 first reaches the new container.  The caller holds the integration lock.""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -140,10 +141,11 @@ def bench_reachability(st: Stage, quick: bool, _raw_dir: Path) -> Result:
     outcomes: dict[str, list[float | None]] = {side: [] for side in sides}
     runs: dict[str, list[float]] = {side: [] for side in sides}
     failed_runs: dict[str, list[str]] = {side: [] for side in sides}
+    slots = itertools.count()  # a new address for every attempt, a retry included
     for i, side in enumerate(interleaving(sides, n + 1)):  # the first round is a warm-up
         for attempt in range(RUN_ATTEMPTS):  # a failed run is retried, and reported
             try:
-                reached, ran = _reach_once(probers[side], st.nets[side], st.address(side, i),
+                reached, ran = _reach_once(probers[side], st.nets[side], st.address(side, next(slots)),
                                            f"mhbench-reach-{i}")
                 break
             except RunFailed as e:
