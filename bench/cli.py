@@ -100,13 +100,20 @@ def _figures(dicts: list[dict[str, Any]]) -> list[Figure]:
     return [Figure(**{k: v for k, v in d.items() if k != "met"}) for d in dicts]
 
 
+def selection(named: list[str], quick: bool) -> list[str]:
+    """The benchmarks to run, in run order: those named, else all (--quick: all but NOT_QUICK)."""
+    if unknown := [n for n in named if n not in ALL]:
+        raise ValueError(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(ALL)})")
+    return [b for b in ALL if b in named or (not named and not (quick and b in NOT_QUICK))]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    named = [*(args.only or []), *args.names]
-    if unknown := [n for n in named if n not in ALL]:
-        parser.error(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(ALL)})")
-    selected = [b for b in ALL if b in named or (not named and not (args.quick and b in NOT_QUICK))]
+    try:
+        selected = selection([*(args.only or []), *args.names], args.quick)
+    except ValueError as e:
+        parser.error(str(e))
     if args.anchor:
         return _anchored(args, [b for b in selected if b in NETNS_BENCHES])
     out: Path = args.out or (Path("/var/tmp/pynetdrv-bench-quick") if args.quick
