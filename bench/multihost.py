@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -172,7 +173,8 @@ def run(quick: bool, out: Path, say: Callable[[str], None] = print) -> tuple[lis
     """Every part on one lab; returns (figures, raw samples, errors by part).  The raw samples
     and every iperf3 JSON are also written to ``out``/multihost/."""
     raw_dir = out / "multihost"
-    raw_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(raw_dir, ignore_errors=True)  # an earlier run's files (say, more iperf3 runs) would mix in
+    raw_dir.mkdir(parents=True)
     figures: list[Figure] = []
     raw: dict[str, Any] = {}
     errors: dict[str, str] = {}
