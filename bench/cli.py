@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if "multihost" in selected:
         loads["multihost"] = os.getloadavg()[0]
         _run_multihost(args, out, record, errors, durations)
+        docker_version = docker_version or raw.get("multihost", {}).get("engine")
 
     meta = _meta(args, docker_version)
     meta["seconds_per_benchmark"] = {k: round(v, 1) for k, v in durations.items()}

@@ -179,6 +179,7 @@ def run(quick: bool, out: Path, say: Callable[[str], None] = print) -> tuple[lis
     raw: dict[str, Any] = {}
     errors: dict[str, str] = {}
     with stage(raw_dir / "lab-logs", say) as st:
+        raw["engine"] = st.engine
         for name, part in PARTS.items():
             say(f"==> multihost: {name}")
             t0 = time.monotonic()

@@ -39,6 +39,7 @@ class Stage:
     """Network name per side; ``address(side, i)``: a fixed address for the i-th container."""
 
     nets: dict[str, str]
+    engine: str  # the hosts' Docker version
 
     @staticmethod
     def address(side: str, i: int) -> str:
@@ -95,7 +96,7 @@ def stage(logs: Path, say: Callable[[str], None] = print) -> Iterator[Stage]:
             ensure_iperf_image(str(host.client))
         say("==> multihost: swarm on h1..h3, networks")
         _swarm_up()
-        yield Stage(_networks())
+        yield Stage(_networks(), must(H1, "version", "--format", "{{.Server.Version}}").strip())
     finally:
         _swarm_down()
         keep_logs(logs)
