@@ -43,6 +43,8 @@ H1, H2, _H3 = HOSTS
 IPERF_PORT = 5201
 IPERF_SERVER = 126  # its fixed address (Stage.address); reachability uses 0, 1, ...
 REACH_TIMEOUT = 20.0
+#: The hosts' logs (tens of MB at debug level): never in OUT, which is docs/benchmarks in a full run.
+LAB_LOGS = Path("/var/tmp/pynetdrv-bench-multihost-logs")
 RUN_ATTEMPTS = 3
 Result = tuple[list[Figure], dict[str, Any]]
 
@@ -171,14 +173,14 @@ PARTS: dict[str, Callable[[Stage, bool, Path], Result]] = {
 def run(quick: bool, out: Path, say: Callable[[str], None] = print) -> tuple[list[Figure], dict[str, Any],
                                                                               dict[str, str]]:
     """Every part on one lab; returns (figures, raw samples, errors by part).  The raw samples
-    and every iperf3 JSON are also written to ``out``/multihost/."""
+    and every iperf3 JSON are also written to ``out``/multihost/, the lab's logs to LAB_LOGS."""
     raw_dir = out / "multihost"
     shutil.rmtree(raw_dir, ignore_errors=True)  # an earlier run's files (say, more iperf3 runs) would mix in
     raw_dir.mkdir(parents=True)
     figures: list[Figure] = []
     raw: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    with stage(raw_dir / "lab-logs", say) as st:
+    with stage(LAB_LOGS, say) as st:
         raw["engine"] = st.engine
         for name, part in PARTS.items():
             say(f"==> multihost: {name}")
