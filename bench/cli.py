@@ -21,18 +21,23 @@ from bench.report import Figure, markdown, table, write_json
 REPO = Path(__file__).resolve().parent.parent
 NETNS_BENCHES = ("lifecycle", "ipam", "scale", "coldstart")
 DOCKER_BENCHES = ("container_start", "iperf3")
-ALL = ("container_start", "lifecycle", "ipam", "scale", "coldstart", "iperf3")
+ALL = ("container_start", "lifecycle", "ipam", "scale", "coldstart", "iperf3", "multihost")
+#: Left out of --quick unless named: it builds the 3-host lab and a swarm (bench/multihost.py).
+NOT_QUICK = ("multihost",)
 #: Upper bound on each benchmark's worker (full run); quick runs get a fifth.
 WORKER_TIMEOUT = 1200
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python3 -m bench", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="short run (1-3 minutes), e.g. for CI")
+    p.add_argument("names", nargs="*", metavar="NAME", help="run only these (the same as --only)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"short run (1-3 minutes), e.g. for CI; leaves out {', '.join(NOT_QUICK)} unless named")
     p.add_argument("--only", nargs="+", choices=ALL, metavar="NAME", help=f"run only these ({', '.join(ALL)})")
     p.add_argument("--out", type=Path,
                    help="where results.json and the PNGs go (default docs/benchmarks; "
-                   "with --quick /var/tmp/pynetdrv-bench-quick, so a quick run never overwrites the full one)")
+                   "with --quick /var/tmp/pynetdrv-bench-quick, multihost alone /var/tmp/pynetdrv-bench-multihost, "
+                   "so neither overwrites the full run's)")
     p.add_argument("--profile", action="store_true",
                    help="also sample the daemon with py-spy (and imports with -X importtime); "
                    "summaries go to the JSON and to OUT/profiles/")
@@ -95,12 +100,25 @@ def _figures(dicts: list[dict[str, Any]]) -> list[Figure]:
     return [Figure(**{k: v for k, v in d.items() if k != "met"}) for d in dicts]
 
 
+def selection(named: list[str], quick: bool) -> list[str]:
+    """The benchmarks to run, in run order: those named, else all (--quick: all but NOT_QUICK)."""
+    if unknown := [n for n in named if n not in ALL]:
+        raise ValueError(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(ALL)})")
+    return [b for b in ALL if b in named or (not named and not (quick and b in NOT_QUICK))]
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    selected = [b for b in ALL if not args.only or b in args.only]
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        selected = selection([*(args.only or []), *args.names], args.quick)
+    except ValueError as e:
+        parser.error(str(e))
     if args.anchor:
         return _anchored(args, [b for b in selected if b in NETNS_BENCHES])
-    out: Path = args.out or (Path("/var/tmp/pynetdrv-bench-quick") if args.quick else REPO / "docs" / "benchmarks")
+    out: Path = args.out or (Path("/var/tmp/pynetdrv-bench-quick") if args.quick
+                             else Path("/var/tmp/pynetdrv-bench-multihost") if selected == ["multihost"]
+                             else REPO / "docs" / "benchmarks")
     figures: list[Figure] = []
     raw: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -128,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     if docker_selected:
         loads["dockerd"] = os.getloadavg()[0]
         docker_version = _run_docker_benches(docker_selected, args, record, errors, durations)
+    if "multihost" in selected:
+        loads["multihost"] = os.getloadavg()[0]
+        _run_multihost(args, out, record, errors, durations)
+        docker_version = docker_version or raw.get("multihost", {}).get("engine")
 
     meta = _meta(args, docker_version)
     meta["seconds_per_benchmark"] = {k: round(v, 1) for k, v in durations.items()}
@@ -206,6 +228,27 @@ def _run_docker_benches(selected: list[str], args: argparse.Namespace, record: A
             errors.setdefault(name, f"{type(e).__name__}: {e}")
         traceback.print_exc()
     return version
+
+
+def _run_multihost(args: argparse.Namespace, out: Path, record: Any, errors: dict[str, str],
+                   durations: dict[str, float]) -> None:
+    """The 3-host lab against swarm overlay (bench/multihost.py), under the integration lock the
+    lab's other users take (after the dockerd benchmarks have released it)."""
+    from bench import docker_env as de
+    from bench import multihost
+
+    timeout = args.lock_timeout if args.lock_timeout is not None else (300 if args.quick else 1200)
+    print(f"==> bench: multihost, waiting for {de.LOCK} (the lab is shared with the integration tests)", flush=True)
+    t0 = time.monotonic()
+    try:
+        with de.integration_lock(timeout):
+            figures, raw, part_errors = multihost.run(args.quick, out)
+        record("multihost", {"figures": [f.as_dict() for f in figures], "raw": raw})
+        errors.update(part_errors)
+    except Exception as e:
+        errors["multihost"] = f"{type(e).__name__}: {e}"
+        traceback.print_exc()
+    durations["multihost"] = time.monotonic() - t0
 
 
 def _write_profiles(raw: dict[str, Any], out: Path) -> None:

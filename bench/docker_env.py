@@ -110,9 +110,10 @@ def _libraries(exe: str) -> list[str]:
     return libs
 
 
-def ensure_iperf_image() -> None:
-    """An image holding only the host's iperf3 and the libraries it links (imported, no registry)."""
-    if subprocess.run([DOCKER, "image", "inspect", IPERF_IMAGE], capture_output=True, check=False).returncode == 0:
+def ensure_iperf_image(client: str = DOCKER) -> None:
+    """An image holding only the host's iperf3 and the libraries it links (imported, no registry),
+    in the engine ``client`` talks to (the lab's hosts have one client each)."""
+    if subprocess.run([client, "image", "inspect", IPERF_IMAGE], capture_output=True, check=False).returncode == 0:
         return
     exe = ensure_iperf3()
     with tempfile.TemporaryDirectory(prefix="pynetdrv-bench-img-") as tmp:
@@ -125,5 +126,5 @@ def ensure_iperf_image() -> None:
             for path in [exe, *_libraries(exe)]:
                 tar.add(os.path.realpath(path), arcname=path.lstrip("/"))
         with open(tar_path, "rb") as f:
-            subprocess.run([DOCKER, "import", "-c", 'ENTRYPOINT ["/usr/bin/iperf3"]', "-", IPERF_IMAGE],
+            subprocess.run([client, "import", "-c", 'ENTRYPOINT ["/usr/bin/iperf3"]', "-", IPERF_IMAGE],
                            stdin=f, check=True, capture_output=True, timeout=120)
