@@ -11,6 +11,7 @@ entries on this host.
   each): idempotent, so a resync after a lost watch is the same call.
 - etcd unreachable: the kernel entries stay as they are (containers keep talking); creating a
   network fails (it needs a VNI), an endpoint's registry write is retried by the registry.
+- Endpoint entries are written behind Docker's calls, in order, by ``registry.outbox``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 
 from pynetdrv.cluster.errors import EtcdError
 from pynetdrv.dataplane.vxlan_plan import RemoteEndpoint
+from pynetdrv.registry.outbox import EndpointOutbox
 from pynetdrv.registry.registry import LocalRecords, Registry
 from pynetdrv.registry.view import EndpointEntry, HostEntry
 from pynetdrv.store.base import EndpointRecord, NetworkRecord
@@ -93,6 +95,7 @@ class ClusterMember:
         self._force_guard = False
         self.host, self.port = host, port
         self.registry: Registry = registry_factory(self._records, self._registry_changed)
+        self.outbox = EndpointOutbox(self.registry)
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._keeper: asyncio.Task[None] | None = None
@@ -104,9 +107,11 @@ class ClusterMember:
         self._task = asyncio.create_task(self._syncer(), name="cluster vxlan sync")
         self._keeper = asyncio.create_task(self._keep_guard(), name="cluster vxlan guard keeper")
         await self.registry.start()
+        await self.outbox.start()
         self._dirty.set()  # devices of the stored networks, even before etcd answers
 
     async def stop(self) -> None:
+        await self.outbox.stop()
         await self.registry.stop()
         tasks = [t for t in (self._task, self._keeper) if t is not None]
         self._task = self._keeper = None
@@ -152,20 +157,13 @@ class ClusterMember:
         await self._publish_host()
 
     async def endpoint_ready(self, net: NetworkRecord, ep: EndpointRecord) -> None:
+        """Its registry entry, written behind the call (``registry.outbox``)."""
         c = cluster_of(net)
-        if c is None:
-            return
-        try:
-            await self.registry.put_endpoint(ep.endpoint_id, self._entry(c[0], ep))
-        except EtcdError as e:
-            log.warning("endpoint %s is not in the registry yet (written when etcd answers): %s",
-                        ep.endpoint_id[:12], e)
+        if c is not None:
+            await self.outbox.put(ep.endpoint_id, self._entry(c[0], ep))
 
     async def endpoint_gone(self, ep: EndpointRecord) -> None:
-        try:
-            await self.registry.delete_endpoint(ep.endpoint_id)
-        except EtcdError as e:
-            log.warning("endpoint %s stays in the registry until etcd answers: %s", ep.endpoint_id[:12], e)
+        await self.outbox.delete(ep.endpoint_id)
 
     # -- the registry side -------------------------------------------------------------------------
     def _entry(self, cluster_net: str, ep: EndpointRecord) -> EndpointEntry:
