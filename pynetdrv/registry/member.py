@@ -11,7 +11,6 @@ entries on this host.
   each): idempotent, so a resync after a lost watch is the same call.
 - etcd unreachable: the kernel entries stay as they are (containers keep talking); creating a
   network fails (it needs a VNI), an endpoint's registry write is retried by the registry.
-- Endpoint entries are written behind Docker's calls, in order, by ``registry.outbox``.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from typing import Any, Protocol
 
 from pynetdrv.cluster.errors import EtcdError
 from pynetdrv.dataplane.vxlan_plan import RemoteEndpoint
-from pynetdrv.registry.outbox import EndpointOutbox
 from pynetdrv.registry.registry import LocalRecords, Registry
 from pynetdrv.registry.view import EndpointEntry, HostEntry
 from pynetdrv.store.base import EndpointRecord, NetworkRecord
@@ -95,7 +93,6 @@ class ClusterMember:
         self._force_guard = False
         self.host, self.port = host, port
         self.registry: Registry = registry_factory(self._records, self._registry_changed)
-        self.outbox = EndpointOutbox(self.registry)
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._keeper: asyncio.Task[None] | None = None
@@ -107,11 +104,9 @@ class ClusterMember:
         self._task = asyncio.create_task(self._syncer(), name="cluster vxlan sync")
         self._keeper = asyncio.create_task(self._keep_guard(), name="cluster vxlan guard keeper")
         await self.registry.start()
-        await self.outbox.start()
         self._dirty.set()  # devices of the stored networks, even before etcd answers
 
     async def stop(self) -> None:
-        await self.outbox.stop()
         await self.registry.stop()
         tasks = [t for t in (self._task, self._keeper) if t is not None]
         self._task = self._keeper = None
@@ -157,13 +152,20 @@ class ClusterMember:
         await self._publish_host()
 
     async def endpoint_ready(self, net: NetworkRecord, ep: EndpointRecord) -> None:
-        """Its registry entry, written behind the call (``registry.outbox``)."""
         c = cluster_of(net)
-        if c is not None:
-            await self.outbox.put(ep.endpoint_id, self._entry(c[0], ep))
+        if c is None:
+            return
+        try:
+            await self.registry.put_endpoint(ep.endpoint_id, self._entry(c[0], ep))
+        except EtcdError as e:
+            log.warning("endpoint %s is not in the registry yet (written when etcd answers): %s",
+                        ep.endpoint_id[:12], e)
 
     async def endpoint_gone(self, ep: EndpointRecord) -> None:
-        await self.outbox.delete(ep.endpoint_id)
+        try:
+            await self.registry.delete_endpoint(ep.endpoint_id)
+        except EtcdError as e:
+            log.warning("endpoint %s stays in the registry until etcd answers: %s", ep.endpoint_id[:12], e)
 
     # -- the registry side -------------------------------------------------------------------------
     def _entry(self, cluster_net: str, ep: EndpointRecord) -> EndpointEntry:
