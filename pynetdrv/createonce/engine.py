@@ -13,16 +13,9 @@ import aiohttp
 
 from pynetdrv.createonce.catalog import Entry, Spec, Subnet
 from pynetdrv.createonce.plan import GENERATION_LABEL, LocalNet
+from pynetdrv.engine_api import TIMEOUT_S, DockerError, DockerUnavailable, EngineAPI
 
-TIMEOUT_S = 10.0
-
-
-class DockerUnavailable(Exception):
-    """Docker did not answer (no socket, refused, timed out)."""
-
-
-class DockerError(Exception):
-    """Docker answered with an error."""
+__all__ = ["DockerEngine", "DockerError", "DockerUnavailable", "Engine", "create_body", "local_net"]
 
 
 class Engine(Protocol):
@@ -75,30 +68,12 @@ def create_body(entry: Entry, driver: str) -> dict[str, Any]:
             "EnableIPv6": s.ipv6, "Internal": s.internal, "Attachable": s.attachable}
 
 
-class DockerEngine:
+class DockerEngine(EngineAPI):
     """The Engine API on ``socket``, for networks of ``driver``."""
 
     def __init__(self, socket: Path, driver: str, timeout: float = TIMEOUT_S) -> None:
-        self.socket, self.driver, self.timeout = socket, driver, timeout
-
-    def _session(self, timeout: aiohttp.ClientTimeout | None = None) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(self.socket)),
-                                     timeout=timeout or aiohttp.ClientTimeout(total=self.timeout))
-
-    async def _call(self, method: str, path: str, body: object = None, params: dict[str, str] | None = None) -> Any:
-        try:
-            async with self._session() as s, \
-                    s.request(method, "http://docker" + path, json=body, params=params) as resp:
-                text = await resp.text()
-                if resp.status >= 300:
-                    raise DockerError(f"{method} {path}: HTTP {resp.status}: {_message(text)}")
-                return json.loads(text) if text.strip() else None
-        except TimeoutError:
-            raise DockerUnavailable(f"Docker at {self.socket} did not answer within {self.timeout:g} s") from None
-        except (aiohttp.ClientError, OSError) as e:
-            raise DockerUnavailable(f"Docker at {self.socket} did not answer: {e or type(e).__name__}") from None
-        except ValueError as e:
-            raise DockerError(f"{method} {path}: not JSON: {e}") from None
+        super().__init__(socket, timeout)
+        self.driver = driver
 
     async def networks(self) -> list[LocalNet]:
         listed = await self._call("GET", "/networks", params={"filters": json.dumps({"driver": [self.driver]})})
@@ -140,9 +115,3 @@ class DockerEngine:
         except (aiohttp.ClientError, OSError) as e:
             raise DockerUnavailable(f"Docker at {self.socket}: event stream: {e or type(e).__name__}") from None
 
-
-def _message(text: str) -> str:
-    try:
-        return str(json.loads(text).get("message", text)).strip()
-    except (ValueError, AttributeError):
-        return text.strip()
