@@ -223,11 +223,9 @@ def test_a_lost_host_keeps_its_addresses_and_comes_back(net: dict[str, Container
     _assert_unique(_addresses_in_use())
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (docs/multihost.md): Docker gives IPAM no container identity; "
-                   "the restarted container releases its address and gets a new one")
 def test_the_returning_container_has_its_old_addresses(net: dict[str, Container]) -> None:
-    """Issue 12: a lost host's `--restart always` containers come back *with their addresses*.
-    Strict xfail: it fails the run the day pynetdrv gives them back (then drop the mark)."""
+    """Issue 12: a lost host's `--restart always` containers come back *with their addresses*: r3 is
+    the only container on NET of h3 with a restart policy (pynetdrv.returning)."""
     assert "after" in _returning, "the lost-host scenario did not get as far as the return"
     assert _returning["after"] == _returning["before"], "r3 came back with other addresses"
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pynetdrv.firewall.base import Firewall
     from pynetdrv.ipam.service import IpamService
     from pynetdrv.ports.reserver import PortReserver
+    from pynetdrv.returning.keep import ReturningAddresses
     from pynetdrv.store.base import Store
 
 #: How long in-flight calls may take to finish after SIGTERM.
@@ -35,13 +36,13 @@ NETWORK_SERVICE: web.AppKey[NetworkService] = web.AppKey("network")
 
 def services(
     store: Store, dataplane: Dataplane, config: Config, firewall: Firewall, ports: PortReserver,
-    cluster: ClusterHooks | None = None,
+    cluster: ClusterHooks | None = None, returning: ReturningAddresses | None = None,
 ) -> tuple[NetworkService, IpamService]:
     from pynetdrv.driver.service import NetworkService
     from pynetdrv.ipam.service import IpamService
 
     return (NetworkService(store, dataplane, firewall, ports, cluster),
-            IpamService(store, config, dataplane.host_routes))
+            IpamService(store, config, dataplane.host_routes, returning))
 
 
 def build_app(

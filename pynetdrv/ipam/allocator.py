@@ -59,14 +59,18 @@ class Allocator:
         self._book = book
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    async def request(self, pool_id: str, address: str | None, gateway: bool, owner: str = "") -> str:
+    async def request(
+        self, pool_id: str, address: str | None, gateway: bool, owner: str = "", kind: AllocationKind | None = None
+    ) -> str:
         """RequestAddress: ``address`` or, when None, the gateway / next
-        automatic address.  Returns it with the pool's prefix ("10.1.0.5/16")."""
+        automatic address.  Returns it with the pool's prefix ("10.1.0.5/16").
+        ``kind`` overrides what an exact ``address`` is recorded as (default
+        static, or gateway)."""
         state = await self._state(pool_id)
         if address:
             # Docker sends Options null for both --aux-address and --ip, so
             # the two cannot be told apart here.
-            ip = await self._exact(state, address, "gateway" if gateway else "static", owner)
+            ip = await self._exact(state, address, kind or ("gateway" if gateway else "static"), owner)
         elif gateway:
             ip = await self._gateway(state, owner)
         else:

@@ -22,6 +22,7 @@ from pynetdrv.ipam.addresses import first_free_subnet, parse_cidr, usable_bounds
 from pynetdrv.ipam.allocator import Allocator
 from pynetdrv.ipam.pool_store import PoolStore
 from pynetdrv.ipam.records import PoolRecord
+from pynetdrv.returning.keep import ReturningAddresses
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,13 @@ def pool_id(address_space: str, cidr: str) -> str:
 
 
 class IpamService:
-    def __init__(self, store: PoolStore, config: Config, host_routes: HostRoutes) -> None:
+    def __init__(
+        self, store: PoolStore, config: Config, host_routes: HostRoutes, returning: ReturningAddresses | None = None
+    ) -> None:
         self._store = store
         self.allocator = Allocator(store)
+        #: Addresses kept for the containers dockerd brings back after its restart.
+        self.returning = returning or ReturningAddresses()
         self._config = config
         self._host_routes = host_routes
         # Choosing an automatic pool reads the taken pools, then inserts: one
@@ -44,6 +49,10 @@ class IpamService:
         self._auto_lock = asyncio.Lock()
 
     async def capabilities(self, _: None) -> m.CapabilitiesResponse:
+        # dockerd asks once per start, when it registers us as its IPAM driver.
+        self.returning.docker_started()
+        log.info("dockerd loaded pynetdrv as its IPAM driver: for %.0f s, the addresses its clean-up releases "
+                 "are kept for the containers it starts again", self.returning.window)
         return m.CapabilitiesResponse(RequiresMACAddress=False, RequiresRequestReplay=False)
 
     async def address_spaces(self, _: None) -> m.AddressSpacesResponse:
@@ -109,18 +118,51 @@ class IpamService:
 
     async def release_pool(self, req: m.PoolRef) -> Empty:
         # Idempotent: Docker may release a pool twice (rollback, then delete).
+        self.returning.forget_pool(req.PoolID)
         if await self._store.delete_pool(req.PoolID):
             log.info("pool %s released", req.PoolID)
         return Empty()
 
     async def request_address(self, req: m.RequestAddressRequest) -> m.RequestAddressResponse:
         is_gateway = (req.Options or {}).get(m.REQUEST_ADDRESS_TYPE) == m.GATEWAY_TYPE
-        address = await self.allocator.request(req.PoolID, req.Address or None, is_gateway)
+        address = None
+        if not req.Address and not is_gateway:
+            address = await self._returning_address(req.PoolID)
+        if address is None:
+            address = await self.allocator.request(req.PoolID, req.Address or None, is_gateway)
+        self.returning.handed_out(req.PoolID, address.split("/", 1)[0])
         return m.RequestAddressResponse(Address=address, Data={})
+
+    async def _returning_address(self, pool: str) -> str | None:
+        """A kept address of a container dockerd is bringing back (ipam.returning), if one is still free."""
+        while (kept := self.returning.take(pool)) is not None:
+            try:
+                address = await self.allocator.request(pool, kept, False, kind="dynamic")
+            except (Conflict, InvalidParameter) as e:
+                log.info("address %s kept for a returning container was not free any more: %s", kept, e)
+                continue
+            log.info("address %s given back to a container dockerd started again (%s)", address, pool)
+            return address
+        return None
 
     async def release_address(self, req: m.ReleaseAddressRequest) -> Empty:
         # Idempotent: after its own crash Docker releases addresses of stale
         # endpoints, some of which we may never have heard of.
+        keep = await self._worth_keeping(req.PoolID, req.Address)
         if await self.allocator.release(req.PoolID, req.Address):
             log.info("address %s released from %s", req.Address, req.PoolID)
+            if keep is not None:
+                self.returning.keep(req.PoolID, keep)
         return Empty()
+
+    async def _worth_keeping(self, pool: str, address: str) -> str | None:
+        """The address, normalised, if it is one of a container dockerd may be
+        bringing back: a dynamic address held since before dockerd started."""
+        try:
+            ip = str(netaddr.IPAddress(address))
+        except (netaddr.AddrFormatError, ValueError, TypeError):
+            return None
+        if not self.returning.wants(pool, ip):
+            return None
+        held = {a.address: a.kind for a in await self._store.allocations(pool)}
+        return ip if held.get(ip) == "dynamic" else None

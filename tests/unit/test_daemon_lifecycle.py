@@ -132,11 +132,13 @@ def test_the_daemon_starts_its_parts_in_this_order(tmp_path: Path) -> None:
     config = Config(socket=tmp_path / "p.sock", state=tmp_path / "s.db")
     names = [c.name for c in daemon_components(config, Gate())]
     assert names == ["state lock", "store", "socket", "serving modules", "dataplane", "firewall", "port reserver",
-                     "services", "reconcile", "firewall tidy-up", "serving", "firewall keeper"]
+                     "services", "reconcile", "firewall tidy-up", "serving", "firewall keeper",
+                     "restart-policy watch"]
     details = {c.name: c.detail() for c in daemon_components(config, Gate())}
     assert details["store"] == f"sqlite:{tmp_path / 's.db'}"
     assert details["socket"] == str(tmp_path / "p.sock")
     assert details["firewall keeper"] == "every 30 s"
+    assert details["restart-policy watch"] == "Docker at /var/run/docker.sock"
 
 
 def test_no_keeper_when_the_firewall_check_is_off(tmp_path: Path) -> None:

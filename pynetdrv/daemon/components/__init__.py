@@ -3,7 +3,7 @@
     state lock -> store -> socket -> serving modules -> dataplane -> firewall
     -> port reserver [-> cluster member] -> services -> reconcile
     [-> cluster registry] -> firewall tidy-up -> serving -> firewall keeper
-    [-> create-once sync]
+    [-> create-once sync] -> restart-policy watch
 
 (the bracketed ones in cluster mode only, ``--store etcd://``: docs/multihost.md; create-once
 unless ``--no-create-once``)
@@ -25,7 +25,7 @@ its kind and one more entry in ``daemon_components``:
 
     local     state lock, store, socket, serving modules
     kernel    dataplane, firewall, port reserver, firewall tidy-up, firewall keeper
-    serving   services, reconcile, serving
+    serving   services, reconcile, serving, restart-policy watch
     cluster   cluster member, cluster registry, create-once sync
     base      what they share"""
 
@@ -54,7 +54,12 @@ from pynetdrv.daemon.components.local import (
     StateLockComponent,
     StoreComponent,
 )
-from pynetdrv.daemon.components.serving import ReconcileComponent, ServicesComponent, ServingComponent
+from pynetdrv.daemon.components.serving import (
+    ReconcileComponent,
+    RestartWatchComponent,
+    ServicesComponent,
+    ServingComponent,
+)
 from pynetdrv.daemon.lifecycle import Component
 
 if TYPE_CHECKING:
@@ -87,4 +92,5 @@ def daemon_components(
     ]
     if config.firewall_check_seconds > 0:
         components.append(FirewallKeeperComponent(config.firewall_check_seconds, svc))
+    components.append(RestartWatchComponent(config, store, svc))
     return components

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from pynetdrv.daemon.components.local import SocketComponent, StoreComponent
     from pynetdrv.driver.service import NetworkService
     from pynetdrv.ipam.service import IpamService
+    from pynetdrv.returning.keep import ReturningAddresses
+    from pynetdrv.returning.watch import RestartWatch
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +40,22 @@ class ServicesComponent:
     def services(self) -> tuple[NetworkService, IpamService]:
         return started(self._services, self.name)
 
+    @property
+    def returning(self) -> ReturningAddresses:
+        return self.services[1].returning
+
     def detail(self) -> str:
         return ""
 
     async def start(self) -> None:
+        from pynetdrv.returning.keep import ReturningAddresses
+        from pynetdrv.returning.record import load, record_path
+
         member = started(self._cluster.member, self._cluster.name) if self._cluster is not None else None
+        returning = ReturningAddresses(load(record_path(self._config.state)))
         self._services = services(
-            self._store.store, self._dp.dataplane, self._config, self._fw.firewall, self._ports.ports, member)
+            self._store.store, self._dp.dataplane, self._config, self._fw.firewall, self._ports.ports, member,
+            returning)
 
     async def stop(self) -> None:
         pass
@@ -94,6 +105,37 @@ class ServingComponent:
     async def stop(self) -> None:
         _tell_systemd("STOPPING=1")
         await self._socket.drain()
+
+
+class RestartWatchComponent:
+    """Keeps the record of which addresses belong to containers dockerd starts again
+    (pynetdrv.returning), from the Engine API; after serving, never blocking a call."""
+
+    name = "restart-policy watch"
+
+    def __init__(self, config: Config, store: StoreComponent, services: ServicesComponent) -> None:
+        self._config, self._store, self._services = config, store, services
+        self._watch: RestartWatch | None = None
+
+    def detail(self) -> str:
+        return f"Docker at {self._config.docker_socket}"
+
+    async def start(self) -> None:
+        from pynetdrv.returning.record import record_path
+        from pynetdrv.returning.watch import DockerContainers, RestartWatch
+
+        store = self._store.store
+
+        async def our_networks() -> set[str]:
+            return {n.network_id for n in await store.list_networks()}
+
+        self._watch = RestartWatch(DockerContainers(self._config.docker_socket), our_networks,
+                                   record_path(self._config.state), self._services.returning)
+        self._watch.start()
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            await self._watch.stop()
 
 
 def _tell_systemd(state: str) -> None:
