@@ -156,7 +156,8 @@ async def test_the_log_names_each_start_and_stop_in_order(tmp_path: Path, caplog
     started = [m.removeprefix("started ").rsplit(" in ", 1)[0]
                for m in messages if re.fullmatch(r"started .+ in \d+ ms", m)]
     stopped = [m.removeprefix("stopping ") for m in messages if m.startswith("stopping ")]
-    assert started[:3] == ["state lock", "store", "socket"] and started[-2:] == ["firewall keeper", "restart-policy watch"]
+    assert started[:3] == ["state lock", "store", "socket"]
+    assert started[-2:] == ["firewall keeper", "restart-policy watch"]
     assert stopped == started[::-1]
     assert messages.index("shutting down") < messages.index("stopping restart-policy watch")
 
