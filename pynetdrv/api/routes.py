@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -163,16 +164,17 @@ def _adapt(route: Route) -> HttpHandler:
             req = _decode(route, body)
         except (ValueError, TypeError) as e:  # pydantic's ValidationError, JSONDecodeError, UnicodeDecodeError
             return _error(400, _bad_request(name, e))
+        t0 = time.perf_counter()
         try:
             resp = await route.handler(req)
         except PynetdrvError as e:
-            log.warning("%s failed: %s", name, e)
+            log.warning("%s failed after %.1f ms: %s", name, (time.perf_counter() - t0) * 1000, e)
             return _error(e.status, str(e))
         except Exception as e:
             log.exception("%s failed unexpectedly", name)
             return _error(500, f"{name}: internal error: {e!r}")
         payload = resp if isinstance(resp, dict) else resp.model_dump(mode="json")
-        log.debug("%s -> %s", name, payload)
+        log.debug("%s -> %s (%.1f ms)", name, payload, (time.perf_counter() - t0) * 1000)
         return _reply(200, payload)
 
     return handle
