@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -49,13 +50,31 @@ def ratio(numerator: Sequence[float], denominator: Sequence[float]) -> float:
 
 
 def interleaving(labels: Sequence[str], rounds: int) -> list[str]:
-    """The order to measure in: ``rounds`` rounds of every label, A B A B ... (each round in the
-    same order, so no side ever gets two slots in a row and drift hits both sides alike)."""
+    """The order to measure in: ``rounds`` rounds of every label, so drift hits every side alike
+    and no side ever gets two slots in a row.  Two sides alternate (A B A B: each follows the
+    other).  With three or more, each slot takes, of the labels the round has not had yet, the
+    one that has followed the previous label least often (A B C, A C B, A B C, ... for three):
+    in a fixed order one side would always follow the same other, and inherit what that one
+    leaves running (bench multihost's pynetdrv run always came right after Docker's overlay,
+    whose swarm clean-up goes on in the background: pynetdrv's CreateEndpoint took 40-56 ms
+    there, 4-10 ms elsewhere)."""
     if rounds < 0:
         raise ValueError("rounds must be >= 0")
     if len(set(labels)) != len(labels):
         raise ValueError(f"labels must be distinct: {list(labels)}")
-    return [label for _ in range(rounds) for label in labels]
+    if len(labels) <= 2:
+        return [label for _ in range(rounds) for label in labels]
+    order: list[str] = []
+    follows: Counter[tuple[str, str]] = Counter()
+    for _ in range(rounds):
+        left = list(labels)
+        while left:
+            prev = order[-1] if order else None
+            pick = min((x for x in left if x != prev), key=lambda x: follows[(prev or "", x)])
+            follows[(prev or "", pick)] += 1
+            order.append(pick)
+            left.remove(pick)
+    return order
 
 
 def run_interleaved(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 
 import pytest
@@ -59,8 +60,18 @@ def test_interleaving_alternates_sides_every_slot() -> None:
     order = interleaving(["a", "b"], 3)
     assert order == ["a", "b", "a", "b", "a", "b"]
     assert all(x != y for x, y in itertools.pairwise(order))
-    assert interleaving(["a", "b", "c"], 2) == ["a", "b", "c", "a", "b", "c"]
     assert interleaving(["a"], 0) == []
+
+
+def test_three_sides_rotate_so_none_always_follows_the_same_one() -> None:
+    assert interleaving(["a", "b", "c"], 3) == ["a", "b", "c", "a", "c", "b", "a", "b", "c"]
+    for labels in (["a", "b", "c"], ["a", "b", "c", "d"]):
+        order = interleaving(labels, 20)
+        assert all(x != y for x, y in itertools.pairwise(order))
+        assert all(sorted(order[i:i + len(labels)]) == labels for i in range(0, len(order), len(labels)))
+        pairs = collections.Counter(itertools.pairwise(order))
+        assert set(pairs) == {(x, y) for x in labels for y in labels if x != y}  # each follows every other
+        assert max(pairs.values()) - min(pairs.values()) <= 2, pairs
 
 
 def test_interleaving_refuses_duplicate_labels_and_negative_rounds() -> None:
