@@ -85,8 +85,8 @@ class RestartWatch:
                 policy = await self._policy(cid)
                 holders.update({a: Holder(cid, name, policy) for a in addresses})
         except (DockerUnavailable, DockerError) as e:
-            if not self._unavailable:
-                log.warning("restart policies not read (%s); the last record stays: %s", e, self._path)
+            if not self._unavailable:  # normal at boot: pynetdrv starts before Docker
+                log.info("restart policies not read (%s); the last record stays: %s", e, self._path)
             self._unavailable = True
             return False
         if self._unavailable:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,7 @@ async def test_the_record_is_what_docker_says_of_our_networks(docker: FakeDocker
 
 async def test_docker_not_answering_keeps_the_last_record(docker: FakeDocker, tmp_path: Path,
                                                           caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="pynetdrv")
     returning = ReturningAddresses()
     w = watch(docker, tmp_path, returning)
     await w.refresh()
