@@ -48,6 +48,14 @@ async def any_address(ipam: IpamService, pool_id: str) -> str:
     return resp.Address.split("/")[0]
 
 
+async def held_at_start(ipam: IpamService, n: int = 1) -> tuple[str, list[str]]:
+    """A pool with ``n`` containers' addresses, then dockerd (re)starts."""
+    p4 = await pool(ipam, "10.9.0.0/24")
+    had = [await any_address(ipam, p4) for _ in range(n)]
+    await ipam.capabilities(None)
+    return p4, had
+
+
 async def release(ipam: IpamService, pool_id: str, address: str) -> None:
     await ipam.release_address(m.ReleaseAddressRequest(PoolID=pool_id, Address=address))
 
@@ -73,9 +81,7 @@ async def test_without_a_dockerd_start_release_and_request_go_round_robin(ipam: 
 async def test_of_several_returning_containers_none_gets_another_ones_address(ipam: IpamService) -> None:
     """Docker starts them in parallel and does not say which one asks: handing their addresses
     round would let whoever reached one container reach another."""
-    p4 = await pool(ipam, "10.9.0.0/24")
-    had = [await any_address(ipam, p4) for _ in range(3)]
-    await ipam.capabilities(None)
+    p4, had = await held_at_start(ipam, 3)
     for a in had:
         await release(ipam, p4, a)
     assert ipam.returning.kept(p4) == had
@@ -111,18 +117,14 @@ async def test_an_address_docker_has_not_told_us_about_counts_as_returning(ipam:
 
 
 async def test_releases_long_after_dockerd_started_are_not_kept(ipam: IpamService, clock: Clock) -> None:
-    p4 = await pool(ipam, "10.9.0.0/24")
-    a = await any_address(ipam, p4)
-    await ipam.capabilities(None)
+    p4, [a] = await held_at_start(ipam)
     clock.now += 121
     await release(ipam, p4, a)
     assert await any_address(ipam, p4) != a
 
 
 async def test_a_kept_address_waits_only_the_window(ipam: IpamService, clock: Clock) -> None:
-    p4 = await pool(ipam, "10.9.0.0/24")
-    a = await any_address(ipam, p4)
-    await ipam.capabilities(None)
+    p4, [a] = await held_at_start(ipam)
     clock.now += 100
     await release(ipam, p4, a)
     clock.now += 110  # 210 s after the start, 110 s after the release: still kept
@@ -166,9 +168,7 @@ async def test_a_kept_address_taken_meanwhile_is_skipped(ipam: IpamService) -> N
 
 
 async def test_a_released_pool_forgets_its_kept_addresses(ipam: IpamService) -> None:
-    p4 = await pool(ipam, "10.9.0.0/24")
-    a = await any_address(ipam, p4)
-    await ipam.capabilities(None)
+    p4, [a] = await held_at_start(ipam)
     await release(ipam, p4, a)
     await ipam.release_pool(m.PoolRef(PoolID=p4))
     assert ipam.returning.kept(p4) == []
