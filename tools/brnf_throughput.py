@@ -2,7 +2,7 @@
 leaves it, with ``bridge-nf-call-iptables=0`` in h1 and h2, and with same-subnet bridged traffic
 untracked (raw ``CT --notrack``, the gateway excluded), against Docker's overlay; interleaved.
 
-    sudo .venv/bin/python -m tools.brnf_throughput [--rounds 4] [--seconds 8]
+    sudo .venv/bin/python -m tools.brnf_throughput [--rounds 4] [--seconds 8] [--underlay-gro]
 
 Uses bench multihost's lab stage (lab up in cluster mode, swarm, networks; all of it down at the
 end, also on failure) and its iperf3 client; holds the integration lock like the benchmark.
@@ -22,7 +22,7 @@ from bench.multihost import H1, H2, IPERF_PORT, IPERF_SERVER, _iperf_client
 from bench.multihost_figures import OVERLAY, PYNETDRV, iperf_gbits
 from bench.multihost_lab import NETWORKS, Stage, stage
 from integration.lab.containers import must
-from integration.lab.topology import HostSpec, in_ns
+from integration.lab.topology import HOSTS, HostSpec, in_ns
 
 CHAIN = "BRNF-EXP"
 
@@ -55,6 +55,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--seconds", type=int, default=8)
+    p.add_argument("--underlay-gro", action="store_true",
+                   help="turn GRO on for the hosts' underlay veths (eth0 in h1..h3; needs ethtool), as a real NIC "
+                   "has it")
     args = p.parse_args()
     variants: dict[str, tuple[str, Callable[[], None]]] = {
         "pynetdrv, as shipped": (PYNETDRV, lambda: _set(1, False)),
@@ -64,6 +67,10 @@ def main() -> None:
     }
     results: dict[str, list[float]] = {k: [] for k in variants}
     with integration_lock(300), stage(Path("/var/tmp/pynetdrv-brnf-logs")) as st:
+        if args.underlay_gro:
+            for host in HOSTS:
+                in_ns(host.netns, "ethtool", "-K", "eth0", "gro", "on")
+            print("underlay GRO:", in_ns(H2.netns, "ethtool", "-k", "eth0").stdout.count("generic-receive-offload: on"))
         servers = _servers(st)
         try:
             for rnd in range(args.rounds):
