@@ -134,7 +134,7 @@ class IpamService:
         return m.RequestAddressResponse(Address=address, Data={})
 
     async def _returning_address(self, pool: str) -> str | None:
-        """A kept address of a container dockerd is bringing back (ipam.returning), if one is still free."""
+        """A kept address of a container dockerd is bringing back (pynetdrv.returning), if one is still free."""
         while (kept := self.returning.take(pool)) is not None:
             try:
                 address = await self.allocator.request(pool, kept, False, kind="dynamic")
