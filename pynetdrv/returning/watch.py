@@ -3,9 +3,10 @@ belong to a container dockerd starts again, from the Engine API, in the backgrou
 
 It reads Docker (``GET /containers/json``, then ``GET /containers/ID/json`` for the restart
 policy of a container it has not seen lately) a moment after an address was handed out (a
-container is starting on one of our networks) and every ``interval`` seconds, and saves the
-record when it changed.  Only running containers on our networks count.  Docker not answering
-(stopped, restarting, hung) changes nothing: the last record stays, and the watch tries again.
+container is starting on one of our networks) and every ``interval`` seconds (a container slower
+to start than that moment is caught by the next round), and saves the record when it changed.
+Only running containers on our networks count.  Docker not answering (stopped, restarting,
+hung) changes nothing: the last record stays, and the watch tries again.
 Never called from a request handler: dockerd may be waiting on us."""
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pynetdrv.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
-INTERVAL_S = 60.0
+INTERVAL_S = 10.0
 #: After an address is handed out: let dockerd finish starting the container first.
 SETTLE_S = 1.0
 #: A container's restart policy is read again after this long (``docker update --restart``).
@@ -126,8 +127,11 @@ class RestartWatch:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(activity.wait(), self._interval)
+            if activity.is_set():
+                # Cleared before the pause: a container starting during it or the read makes
+                # another round (cleared after, its start would wait for the interval).
+                activity.clear()
                 await asyncio.sleep(self._settle)
-            activity.clear()
             try:
                 await self.refresh()
             except Exception:  # a bug here must not end the watch: the record just stays as it was

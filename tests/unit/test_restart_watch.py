@@ -148,6 +148,30 @@ async def test_an_address_handed_out_makes_the_watch_read_docker_soon(docker: Fa
         await w.stop()
 
 
+async def test_a_container_starting_while_the_watch_reads_makes_another_round(docker: FakeDocker,
+                                                                              tmp_path: Path) -> None:
+    """A start announced during the pause before a read (its container not running yet when Docker
+    is read) is not lost until the interval: the watch reads again."""
+    later = docker.containers
+    docker.containers = []
+    returning = ReturningAddresses()
+    w = watch(docker, tmp_path, returning, interval=3600, settle=0.2)
+    w.start()
+    try:
+        returning.handed_out("local/10.9.0.0/24", "10.9.0.2")
+        await asyncio.sleep(0.05)
+        returning.handed_out("local/10.9.0.0/24", "10.9.0.3")  # during the pause
+        await asyncio.sleep(0.3)  # the first read is done, and saw nothing
+        docker.containers = later
+        for _ in range(100):
+            if returning.holders:
+                break
+            await asyncio.sleep(0.02)
+        assert "10.9.0.3" in returning.holders
+    finally:
+        await w.stop()
+
+
 def test_a_missing_or_malformed_record_is_empty(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "state.restarts.json"
     assert load(path) == {}
