@@ -133,16 +133,21 @@ async def test_the_record_is_saved_only_when_it_changed(docker: FakeDocker, tmp_
     assert set(load(path)) == {"10.9.0.3"}
 
 
+async def recorded_within(returning: ReturningAddresses, seconds: float) -> None:
+    """Until the record names some address, at most ``seconds`` (the caller asserts what)."""
+    for _ in range(int(seconds / 0.01)):
+        if returning.holders:
+            return
+        await asyncio.sleep(0.01)
+
+
 async def test_an_address_handed_out_makes_the_watch_read_docker_soon(docker: FakeDocker, tmp_path: Path) -> None:
     returning = ReturningAddresses()
     w = watch(docker, tmp_path, returning, interval=3600, settle=0.01)
     w.start()
     try:
         returning.handed_out("local/10.9.0.0/24", "10.9.0.2")
-        for _ in range(200):
-            if returning.holders:
-                break
-            await asyncio.sleep(0.01)
+        await recorded_within(returning, 2.0)
         assert "10.9.0.2" in returning.holders
     finally:
         await w.stop()
@@ -163,10 +168,7 @@ async def test_a_container_starting_while_the_watch_reads_makes_another_round(do
         returning.handed_out("local/10.9.0.0/24", "10.9.0.3")  # during the pause
         await asyncio.sleep(0.3)  # the first read is done, and saw nothing
         docker.containers = later
-        for _ in range(100):
-            if returning.holders:
-                break
-            await asyncio.sleep(0.02)
+        await recorded_within(returning, 2.0)
         assert "10.9.0.3" in returning.holders
     finally:
         await w.stop()
