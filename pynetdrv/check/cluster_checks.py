@@ -85,8 +85,8 @@ def compare_vxlan(networks: tuple[NetworkRecord, ...], expect: ClusterExpect) ->
         if dev.network_id not in ours:
             found.append(Finding("orphan", f"vxlan {dev.name}",
                                  f"VXLAN device of network {short(dev.network_id) or '?'}, which is not a cluster "
-                                 "network of this host's state (not repaired: remove it by hand if no "
-                                 "network uses it)"))
+                                 "network of this host's state (not repaired here: the daemon removes it "
+                                 "when it starts)"))
     return found
 
 

@@ -3,12 +3,16 @@ mode; None in single-host mode.  A protocol here so the driver depends on no clu
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from pynetdrv.store.base import EndpointRecord, NetworkRecord
 
 
 class ClusterHooks(Protocol):
+    def changing(self, network_id: str) -> AbstractAsyncContextManager[None]:
+        """Held around a whole create or delete of the network: nothing else touches its device."""
+
     async def prepare_network(self, net: NetworkRecord) -> NetworkRecord:
         """The record to store: cluster identity, VNI, MTU.  May raise (etcd unreachable): nothing done."""
 

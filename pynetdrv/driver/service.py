@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
 from typing import Any
 
 import netaddr
@@ -69,7 +69,7 @@ class NetworkService:
     # Networks -------------------------------------------------------------
     async def create_network(self, req: m.CreateNetworkRequest) -> Empty:
         net = self._network_record(req)
-        async with self._networks_lock:
+        async with self._networks_lock, self._changing(req.NetworkID):
             existing = await self._store.get_network(req.NetworkID)
             if self._cluster is not None:
                 net = await self._cluster.prepare_network(existing or net)
@@ -114,6 +114,10 @@ class NetworkService:
             masquerade=opts.masquerade, icc=opts.icc, host_binding_ipv4=opts.host_binding_ipv4,
         )
 
+    def _changing(self, network_id: str) -> AbstractAsyncContextManager[None]:
+        """Cluster mode: the member's sync keeps off the network while it is made or removed."""
+        return self._cluster.changing(network_id) if self._cluster is not None else nullcontext()
+
     async def _forget_network(self, network_id: str) -> None:
         """Undo of a create whose firewall step failed: the record goes and
         the firewall is put back as it was."""
@@ -123,7 +127,7 @@ class NetworkService:
     async def delete_network(self, req: m.NetworkRef) -> Empty:
         # Idempotent: Docker deletes networks whose creation it rolled back, and
         # may retry after a crash; an unknown network is already deleted.
-        async with self._networks_lock, self._network_locks[req.NetworkID]:
+        async with self._networks_lock, self._network_locks[req.NetworkID], self._changing(req.NetworkID):
             net = await self._store.get_network(req.NetworkID)
             if net is None:
                 return Empty()

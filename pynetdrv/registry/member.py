@@ -11,6 +11,12 @@ entries on this host.
   each): idempotent, so a resync after a lost watch is the same call.
 - etcd unreachable: the kernel entries stay as they are (containers keep talking); creating a
   network fails (it needs a VNI), an endpoint's registry write is retried by the registry.
+- The background sync and the driver's create/delete never work on one device at once: every VXLAN
+  kernel step here holds one lock, and the sync leaves alone a network while the driver creates or
+  deletes it (``changing``: its record is stored before its device is made, and kept until after the
+  device is removed, so the sync would see a network half made or half gone).  Steps at once broke
+  both: the sync took the driver's half-made device for a dead run's leftover and deleted it, then
+  made its own after the driver's undo had run; that one outlived the network and held its VNI.
 """
 
 from __future__ import annotations
@@ -18,10 +24,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from pynetdrv.cluster.errors import EtcdError
+from pynetdrv.dataplane.base import DataplaneError
 from pynetdrv.dataplane.vxlan_plan import RemoteEndpoint
 from pynetdrv.registry.registry import LocalRecords, Registry
 from pynetdrv.registry.view import EndpointEntry, HostEntry
@@ -47,6 +56,8 @@ class VxlanPort(Protocol):
     async def sync(self, network: Any, wanted_endpoints: Any, wanted_hosts: Any) -> int: ...
 
     async def underlay_mtu(self, local_ip: str) -> int: ...
+
+    async def list_vxlan_state(self) -> Sequence[Any]: ...
 
 
 class Networks(Protocol):
@@ -97,14 +108,36 @@ class ClusterMember:
         self._task: asyncio.Task[None] | None = None
         self._keeper: asyncio.Task[None] | None = None
         self._underlay_mtu: int | None = None
+        self._kernel = asyncio.Lock()  # one VXLAN kernel step at a time (driver's and sync's)
+        self._busy: Counter[str] = Counter()  # network ids the driver is creating or deleting
         self.syncs = 0  # completed full syncs (tests wait on it)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
+        """Before anything is served (the daemon starts it after reconcile): devices of no stored
+        network go, then the sync and the registry start."""
+        await self._remove_orphans()
         self._task = asyncio.create_task(self._syncer(), name="cluster vxlan sync")
         self._keeper = asyncio.create_task(self._keep_guard(), name="cluster vxlan guard keeper")
         await self.registry.start()
         self._dirty.set()  # devices of the stored networks, even before etcd answers
+
+    async def _remove_orphans(self) -> None:
+        """A VXLAN device of ours whose network is not a stored cluster network of this host is
+        stale (its record is stored before it is made and deleted after it is removed): a crash
+        or a bug left it, and it still holds its VNI, so a new network with that VNI would fail."""
+        from pynetdrv.dataplane.vxlan import VxlanNetwork
+
+        stored = {n.network_id for n in await self._local.list_networks() if cluster_of(n)}
+        for dev in await self._vxlan.list_vxlan_state():
+            if dev.network_id in stored:
+                continue
+            log.warning("removing VXLAN device %s (VNI %s) of network %s: no such cluster network here",
+                        dev.name, dev.vni, dev.network_id[:12] or "? (never marked)")
+            try:
+                await self._vxlan.remove_vxlan(VxlanNetwork(dev.network_id, dev.master or "", dev.name))
+            except DataplaneError as e:
+                log.error("could not remove stale VXLAN device %s: %s", dev.name, e)
 
     async def stop(self) -> None:
         await self.registry.stop()
@@ -113,6 +146,19 @@ class ClusterMember:
         await stop_tasks(tasks)
 
     # -- hooks of the network driver ---------------------------------------------------------------
+    @asynccontextmanager
+    async def changing(self, network_id: str) -> AsyncIterator[None]:
+        """Around the driver's whole create or delete of a network: the sync leaves it alone, then
+        syncs it as it was left (made, gone, or put back by an undo)."""
+        self._busy[network_id] += 1
+        try:
+            yield
+        finally:
+            self._busy[network_id] -= 1
+            if self._busy[network_id] <= 0:
+                del self._busy[network_id]
+            self._dirty.set()
+
     async def prepare_network(self, net: NetworkRecord) -> NetworkRecord:
         """Before the bridge exists: the cluster identity and VNI (from etcd; raises EtcdError naming
         it when unreachable) and the MTU (underlay - 50 unless the user gave one)."""
@@ -131,7 +177,8 @@ class ClusterMember:
     async def network_ready(self, net: NetworkRecord) -> None:
         """After the bridge: the VXLAN device, then this host's record (best effort: the registry
         retries while etcd is away) and a sync."""
-        await self._ensure_device(net)
+        async with self._kernel:
+            await self._ensure_device(net)
         await self._publish_host()
         self._dirty.set()
 
@@ -140,7 +187,8 @@ class ClusterMember:
         just leaves the cluster network; which hosts still use it is logged."""
         from pynetdrv.dataplane.vxlan import VxlanNetwork
 
-        await self._vxlan.remove_vxlan(VxlanNetwork(net.network_id, net.bridge))
+        async with self._kernel:
+            await self._vxlan.remove_vxlan(VxlanNetwork(net.network_id, net.bridge))
         c = cluster_of(net)
         if c is not None:
             others = [h for h in self.registry.view.users(c[0]) if h != self.host]
@@ -214,12 +262,15 @@ class ClusterMember:
             c = cluster_of(net)
             if c is None:
                 continue
-            await self._ensure_device(net)
-            if not self.registry.ready.is_set():
-                continue  # the registry is not read yet: keep the kernel's entries as they are
-            remote = self.registry.view.remote(c[0], self.host)
-            wanted = [RemoteEndpoint(e.mac, e.ips, e.vtep) for e in remote.endpoints]
-            changed = await self._vxlan.sync(VxlanNetwork(net.network_id, net.bridge), wanted, remote.vteps)
+            async with self._kernel:
+                if net.network_id in self._busy:
+                    continue  # the driver is at it; a sync follows (network_ready, or changing's end)
+                await self._ensure_device(net)
+                if not self.registry.ready.is_set():
+                    continue  # the registry is not read yet: keep the kernel's entries as they are
+                remote = self.registry.view.remote(c[0], self.host)
+                wanted = [RemoteEndpoint(e.mac, e.ips, e.vtep) for e in remote.endpoints]
+                changed = await self._vxlan.sync(VxlanNetwork(net.network_id, net.bridge), wanted, remote.vteps)
             if changed:
                 log.info("vxlan of network %s: %d change(s) (%d remote endpoint(s), %d host(s))",
                          net.network_id[:12], changed, len(wanted), len(remote.vteps))

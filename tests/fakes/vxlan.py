@@ -1,9 +1,12 @@
 """An in-memory VXLAN data plane (the part of dataplane.vxlan.VxlanDataplane that
 registry.member.ClusterMember uses): devices by network, and the remote endpoints and peer hosts
-each was last synced to.  ``fail`` makes the next calls raise DataplaneError (a kernel refusing)."""
+each was last synced to.  ``fail`` makes the next calls raise DataplaneError (a kernel refusing).
+``mark_delay`` > 0 makes a new device take that long to be marked ours, as the real one is made and
+then given its alias: an ensure meanwhile takes it for a dead run's leftover and deletes it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -21,6 +24,7 @@ class FakeDevice:
     mtu: int | None
     endpoints: frozenset[RemoteEndpoint] = frozenset()
     hosts: frozenset[str] = frozenset()
+    marked: bool = True
 
 
 @dataclass
@@ -28,6 +32,8 @@ class FakeVxlan:
     underlay: int = 1500
     devices: dict[str, FakeDevice] = field(default_factory=dict)  # by network id
     fail: bool = False
+    mark_delay: float = 0.0
+    making: set[str] = field(default_factory=set)  # network ids whose new device is not marked yet
 
     def _check(self, what: str) -> None:
         if self.fail:
@@ -36,11 +42,24 @@ class FakeVxlan:
     async def ensure_vxlan(self, network: VxlanNetwork, vni: int, local_ip: str, port: int = 4789,
                            underlay_dev: str | None = None, mtu: int | None = None) -> bool:
         self._check(f"ensure vxlan {network.ifname}")
-        dev = self.devices.get(network.network_id)
+        nid = network.network_id
+        dev = self.devices.get(nid)
+        if dev is not None and not dev.marked:  # what the real one does with an unmarked device of ours
+            del self.devices[nid]
+            dev = None
         if dev is not None and (dev.vni, dev.local, dev.port) == (vni, local_ip, port):
             dev.mtu = mtu
             return False
-        self.devices[network.network_id] = FakeDevice(network, vni, local_ip, port, mtu)
+        new = self.devices[nid] = FakeDevice(network, vni, local_ip, port, mtu, marked=not self.mark_delay)
+        if self.mark_delay:
+            self.making.add(nid)
+            try:
+                await asyncio.sleep(self.mark_delay)
+            finally:
+                self.making.discard(nid)
+            if self.devices.get(nid) is not new:
+                raise DataplaneError(f"set alias {network.ifname}: No such device (fake)")
+            new.marked = True
         return True
 
     async def remove_vxlan(self, network: VxlanNetwork) -> None:

@@ -31,9 +31,10 @@ PREFIX = b"/t/"
 
 
 class Host:
-    def __init__(self, etcd: FakeEtcd, addr: str) -> None:
+    def __init__(self, etcd: FakeEtcd, addr: str, local: SQLiteStore | None = None) -> None:
+        """``local``: another host's open state (that host's daemon started again)."""
         self.addr = addr
-        self.local = SQLiteStore(":memory:")
+        self.local = local or SQLiteStore(":memory:")
         self.pools = ClusterPools(EtcdSharedStore(etcd, PREFIX), addr)  # type: ignore[arg-type]
         self.store = ClusterStore(self.local, self.pools)
         self.vx = FakeVxlan()

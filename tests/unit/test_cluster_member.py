@@ -16,11 +16,13 @@ from pynetdrv.api import ipam_models as im
 from pynetdrv.api import network_models as nm
 from pynetdrv.cluster.errors import EtcdUnavailable
 from pynetdrv.cluster.kv import KV, Snapshot, WatchEvent
+from pynetdrv.dataplane.vxlan import VxlanNetwork
 from pynetdrv.dataplane.vxlan_plan import RemoteEndpoint
 from pynetdrv.errors import Conflict
 from pynetdrv.registry.member import CLUSTER_OPTION, cluster_of
 from pynetdrv.registry.view import RegistryView
 from tests.fakes.etcd import FakeEtcd
+from tests.fakes.vxlan import FakeDevice
 
 N1 = "1" * 64  # Docker's ID of the network on host 1
 N2 = "2" * 64  # ... of the same cluster network on host 2
@@ -173,6 +175,48 @@ async def test_a_restart_rebuilds_the_device_from_the_local_record_without_etcd(
     h1.vx.devices.clear()  # the host rebooted: no device
     await h1.member.sync_all()
     assert h1.vx.devices[N1].vni == 1
+
+
+async def test_a_sync_during_a_network_create_leaves_the_half_made_device_alone(
+        cluster: tuple[FakeEtcd, Host, Host]) -> None:
+    """The create stores the record, then makes the device; a sync (any registry change starts one)
+    that ran in between deleted the unmarked device as a dead run's leftover, failing the create."""
+    _, h1, _ = cluster
+    h1.vx.mark_delay = 0.1
+    create = asyncio.create_task(h1.create(N1))
+    await until(lambda: N1 in h1.vx.making, "the create is making the device")
+    assert await h1.store.get_network(N1) is not None  # the sync sees the network
+    await h1.member.sync_all()
+    await create
+    assert h1.vx.devices[N1].marked and h1.vx.devices[N1].vni == 1
+
+
+async def test_the_sync_keeps_off_a_network_while_the_driver_changes_it(cluster: tuple[FakeEtcd, Host, Host]) -> None:
+    _, h1, _ = cluster
+    await h1.create(N1)
+    rec = await h1.store.get_network(N1)
+    assert rec is not None
+    async with h1.member.changing(N1):
+        await h1.member.network_gone(rec)  # a delete's first step: the record is still stored
+        await h1.member.sync_all()
+        assert N1 not in h1.vx.devices  # not made again for a network half gone
+    # that delete failed later and kept the record: the sync after it puts the device back
+    await until(lambda: N1 in h1.vx.devices, "the device is back once the driver is done")
+
+
+async def test_a_start_removes_vxlan_devices_of_no_stored_network(cluster: tuple[FakeEtcd, Host, Host]) -> None:
+    """A device outliving its network (a crash, a bug) holds its VNI: a new network with it fails."""
+    etcd, h1, _ = cluster
+    await h1.create(N1)
+    h3 = Host(etcd, "192.0.2.13", local=h1.local)  # host 1's daemon restarted, on its state
+    orphan = "9" * 64
+    h3.vx.devices = {N1: h1.vx.devices[N1],
+                     orphan: FakeDevice(VxlanNetwork(orphan, "pnbr-gone"), 2, "192.0.2.13", 4789, 1450)}
+    await h3.member.start()
+    try:
+        assert set(h3.vx.devices) == {N1}
+    finally:
+        await h3.member.stop()
 
 
 def test_registry_view_ignores_malformed_records_and_orphan_endpoints() -> None:
