@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
                    f"default {DEFAULT_DOCKER_SOCKET})")
     s.add_argument("--no-create-once", action="store_true",
                    help="cluster mode: do not create/remove cluster networks on this host's Docker")
+    s.add_argument("--no-fast-path", action="store_true",
+                   help="cluster mode: cross-host traffic goes through the bridge and the host's iptables "
+                   "(DOCKER-USER sees it) instead of tc redirects past it (docs/multihost.md)")
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="pynetdrv's own messages; the libraries under it (pyroute2, etcd's gRPC, aiohttp) "
                    "log warnings and errors only (their debug output costs milliseconds per call)")
@@ -359,4 +362,5 @@ def _serve_config(args: argparse.Namespace, socket: Path) -> Config:
                   firewall_check_seconds=args.firewall_check_interval, etcd=etcd, advertise_address=address,
                   etcd_cacert=args.etcd_cacert, etcd_cert=args.etcd_cert, etcd_key=args.etcd_key,
                   vxlan_port=args.vxlan_port, docker_socket=args.serve_docker_socket,
-                  create_once=not args.no_create_once, rejoin=args.rejoin)
+                  create_once=not args.no_create_once, rejoin=args.rejoin,
+                  fast_path=not args.no_fast_path)

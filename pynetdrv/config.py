@@ -94,6 +94,8 @@ class Config:
     #: Cluster mode: the local Engine API the create-once sync uses (docs/create-once.md).
     docker_socket: Path = DEFAULT_DOCKER_SOCKET
     create_once: bool = True
+    #: Cluster mode: cross-host traffic skips the bridge by tc redirects (dataplane/fastpath.py).
+    fast_path: bool = True
     #: Cluster mode: this host was forgotten (``cluster forget-host``): drop its cluster records and join again.
     rejoin: bool = False
 

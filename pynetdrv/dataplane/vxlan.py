@@ -24,7 +24,7 @@ import ipaddress
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,12 +37,14 @@ from pyroute2.netlink.rtnl.ndmsg import NTF_EXT_LEARNED, NTF_SELF, ndmsg
 
 from ..driver.naming import valid_ifname
 from .base import DEFAULT_INSTANCE, DataplaneError, ForeignLinkError, birth_mac, owner_alias, parse_owner_alias
+from .fastpath import FastPath
 from .linkdump import dump_links, get_link
 from .rtnl import Msg, Rtnl, kernel_error, kernel_step
 from .vxlan_plan import (
     OVERHEAD,
     Actual,
     FdbEntry,
+    LocalPort,
     NeighEntry,
     Plan,
     RemoteEndpoint,
@@ -235,6 +237,7 @@ class VxlanDataplane:
     ) -> None:
         self._rtnl = Rtnl(netns, socket_factory, slow_socket_factory)
         self._instance = instance
+        self._fast = FastPath(self._rtnl)
 
     async def close(self) -> None:
         await self._rtnl.close()
@@ -501,6 +504,7 @@ class VxlanDataplane:
         """Remove the device (and with it every entry on it) if it is ours;
         nothing if it is gone; a device of someone else's is left alone."""
         name = network.ifname
+        self._fast.forget(network.network_id)
         dev = await self._get(name)
         if dev is None:
             return
@@ -540,6 +544,11 @@ class VxlanDataplane:
         refused one, and the next sync starts from what the kernel holds."""
         wanted = wanted_entries(wanted_endpoints, wanted_hosts)
         return await self._apply(network, lambda actual: plan(wanted, actual, network.ifname))
+
+    async def fast_path(self, network: VxlanNetwork, local: Sequence[LocalPort], remote_ips: Iterable[str]) -> int:
+        """The redirects past the bridge (``fastpath``) between these local containers and these
+        remote addresses; the number of links rewritten."""
+        return await self._fast.sync(network.network_id, network.ifname, local, remote_ips)
 
     async def ensure_remote_endpoint(self, network: VxlanNetwork, endpoint: RemoteEndpoint) -> int:
         wanted = wanted_entries([endpoint], [])

@@ -94,6 +94,15 @@ class RemoteEndpoint:
     vtep: str
 
 
+@dataclass(frozen=True)
+class LocalPort:
+    """A container on this host, for the fast path (``fastpath``): its veth's host-side name and
+    its addresses."""
+
+    ifname: str
+    ips: tuple[str, ...]
+
+
 @dataclass(frozen=True, order=True)
 class FdbEntry:
     """MAC -> remote VTEP on the VXLAN device (ZERO_MAC: a flood entry)."""

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from pynetdrv.cluster.errors import EtcdError
 from pynetdrv.dataplane.base import DataplaneError
-from pynetdrv.dataplane.vxlan_plan import RemoteEndpoint
+from pynetdrv.dataplane.vxlan_plan import LocalPort, RemoteEndpoint
 from pynetdrv.registry.registry import LocalRecords, Registry
 from pynetdrv.registry.view import EndpointEntry, HostEntry
 from pynetdrv.store.base import EndpointRecord, NetworkRecord
@@ -58,6 +58,8 @@ class VxlanPort(Protocol):
     async def underlay_mtu(self, local_ip: str) -> int: ...
 
     async def list_vxlan_state(self) -> Sequence[Any]: ...
+
+    async def fast_path(self, network: Any, local: Sequence[LocalPort], remote_ips: Iterable[str]) -> int: ...
 
 
 class Networks(Protocol):
@@ -97,10 +99,15 @@ class Guard(Protocol):
 GUARD_EVERY_S = 30.0
 
 
+def _ips(ep: EndpointRecord) -> tuple[str, ...]:
+    return tuple(a.split("/")[0] for a in (ep.address, ep.address_v6) if a)
+
+
 class ClusterMember:
     def __init__(self, vxlan: VxlanPort, local: Networks, vnis: Vnis, registry_factory: Any,
-                 host: str, port: int, guard: Guard | None = None) -> None:
+                 host: str, port: int, guard: Guard | None = None, fast_path: bool = True) -> None:
         self._vxlan, self._local, self._vnis, self._guard = vxlan, local, vnis, guard
+        self._fast_path = fast_path
         self._force_guard = False
         self.host, self.port = host, port
         self.registry: Registry = registry_factory(self._records, self._registry_changed)
@@ -203,6 +210,7 @@ class ClusterMember:
         c = cluster_of(net)
         if c is None:
             return
+        self._dirty.set()  # its fast path
         try:
             await self.registry.put_endpoint(ep.endpoint_id, self._entry(c[0], ep))
         except EtcdError as e:
@@ -210,6 +218,7 @@ class ClusterMember:
                         ep.endpoint_id[:12], e)
 
     async def endpoint_gone(self, ep: EndpointRecord) -> None:
+        self._dirty.set()  # a redirect to its veth goes
         try:
             await self.registry.delete_endpoint(ep.endpoint_id)
         except EtcdError as e:
@@ -217,8 +226,7 @@ class ClusterMember:
 
     # -- the registry side -------------------------------------------------------------------------
     def _entry(self, cluster_net: str, ep: EndpointRecord) -> EndpointEntry:
-        ips = tuple(a.split("/")[0] for a in (ep.address, ep.address_v6) if a)
-        return EndpointEntry(cluster_net, ep.mac, ips, self.host)
+        return EndpointEntry(cluster_net, ep.mac, _ips(ep), self.host)
 
     async def _records(self) -> LocalRecords:
         nets = {n.network_id: c for n in await self._local.list_networks() if (c := cluster_of(n))}
@@ -258,6 +266,9 @@ class ClusterMember:
         """Each local cluster network's device made and its entries made exactly the registry's."""
         from pynetdrv.dataplane.vxlan import VxlanNetwork
 
+        endpoints: dict[str, list[EndpointRecord]] = {}
+        for ep in await self._local.list_endpoints():
+            endpoints.setdefault(ep.network_id, []).append(ep)
         for net in await self._local.list_networks():
             c = cluster_of(net)
             if c is None:
@@ -270,7 +281,13 @@ class ClusterMember:
                     continue  # the registry is not read yet: keep the kernel's entries as they are
                 remote = self.registry.view.remote(c[0], self.host)
                 wanted = [RemoteEndpoint(e.mac, e.ips, e.vtep) for e in remote.endpoints]
-                changed = await self._vxlan.sync(VxlanNetwork(net.network_id, net.bridge), wanted, remote.vteps)
+                vnet = VxlanNetwork(net.network_id, net.bridge)
+                changed = await self._vxlan.sync(vnet, wanted, remote.vteps)
+                if self._fast_path and net.icc:  # icc off: its isolation is iptables rules on the bridge
+                    local = [LocalPort(ep.host_ifname, _ips(ep)) for ep in endpoints.get(net.network_id, [])]
+                    changed += await self._vxlan.fast_path(vnet, local, [ip for e in wanted for ip in e.ips])
+                else:
+                    changed += await self._vxlan.fast_path(vnet, [], [])
             if changed:
                 log.info("vxlan of network %s: %d change(s) (%d remote endpoint(s), %d host(s))",
                          net.network_id[:12], changed, len(wanted), len(remote.vteps))

@@ -7,12 +7,12 @@ then given its alias: an ensure meanwhile takes it for a dead run's leftover and
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from pynetdrv.dataplane.base import DataplaneError
 from pynetdrv.dataplane.vxlan import VxlanDeviceState, VxlanNetwork
-from pynetdrv.dataplane.vxlan_plan import RemoteEndpoint, wanted_entries
+from pynetdrv.dataplane.vxlan_plan import LocalPort, RemoteEndpoint, wanted_entries
 
 
 @dataclass
@@ -34,6 +34,8 @@ class FakeVxlan:
     fail: bool = False
     mark_delay: float = 0.0
     making: set[str] = field(default_factory=set)  # network ids whose new device is not marked yet
+    #: network id -> (local ports, remote addresses) of its fast path
+    fast: dict[str, tuple[tuple[LocalPort, ...], tuple[str, ...]]] = field(default_factory=dict)
 
     def _check(self, what: str) -> None:
         if self.fail:
@@ -65,6 +67,7 @@ class FakeVxlan:
     async def remove_vxlan(self, network: VxlanNetwork) -> None:
         self._check(f"remove vxlan {network.ifname}")
         self.devices.pop(network.network_id, None)
+        self.fast.pop(network.network_id, None)
 
     async def sync(self, network: VxlanNetwork, wanted_endpoints: Iterable[RemoteEndpoint],
                    wanted_hosts: Iterable[str]) -> int:
@@ -76,6 +79,14 @@ class FakeVxlan:
         changes = len(eps ^ dev.endpoints) + len(hosts ^ dev.hosts)
         dev.endpoints, dev.hosts = eps, hosts
         return changes
+
+    async def fast_path(self, network: VxlanNetwork, local: Sequence[LocalPort], remote_ips: Iterable[str]) -> int:
+        self._check(f"fast path of {network.ifname}")
+        wanted = (tuple(sorted(local, key=lambda p: p.ifname)), tuple(sorted(set(remote_ips))))
+        if self.fast.get(network.network_id, ((), ())) == wanted:
+            return 0
+        self.fast[network.network_id] = wanted
+        return 1
 
     async def underlay_mtu(self, local_ip: str) -> int:
         return self.underlay

@@ -47,12 +47,14 @@ class Host:
         self.net = NetworkService(self.store, self.dp, FakeFirewall(), FakeReserver(), self.member)
         self.ipam = IpamService(self.store, Config(), self.dp.host_routes)
 
-    async def create(self, nid: str, subnet: str = "10.77.0.0/24", mtu: int | None = None) -> str:
+    async def create(self, nid: str, subnet: str = "10.77.0.0/24", mtu: int | None = None, icc: bool = True) -> str:
         """``docker network create -d pynetdrv --ipam-driver pynetdrv --subnet SUBNET``; the pool id."""
         pool = await self.ipam.request_pool(im.RequestPoolRequest(AddressSpace="local", Pool=subnet))
         gw = await self.ipam.request_address(im.RequestAddressRequest(PoolID=pool.PoolID, Address="", Options=GW))
-        generic = {"com.docker.network.driver.mtu": str(mtu)} if mtu else None
-        await self.net.create_network(create_req(nid, generic=generic, v4=[(subnet, gw.Address)]))
+        generic = {"com.docker.network.driver.mtu": str(mtu)} if mtu else {}
+        if not icc:
+            generic["com.docker.network.bridge.enable_icc"] = "false"
+        await self.net.create_network(create_req(nid, generic=generic or None, v4=[(subnet, gw.Address)]))
         return pool.PoolID
 
     async def run(self, nid: str, eid: str, pool: str = "local/10.77.0.0/24") -> str:

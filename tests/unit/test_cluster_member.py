@@ -17,7 +17,7 @@ from pynetdrv.api import network_models as nm
 from pynetdrv.cluster.errors import EtcdUnavailable
 from pynetdrv.cluster.kv import KV, Snapshot, WatchEvent
 from pynetdrv.dataplane.vxlan import VxlanNetwork
-from pynetdrv.dataplane.vxlan_plan import RemoteEndpoint
+from pynetdrv.dataplane.vxlan_plan import LocalPort, RemoteEndpoint
 from pynetdrv.errors import Conflict
 from pynetdrv.registry.member import CLUSTER_OPTION, cluster_of
 from pynetdrv.registry.view import RegistryView
@@ -217,6 +217,29 @@ async def test_a_start_removes_vxlan_devices_of_no_stored_network(cluster: tuple
         assert set(h3.vx.devices) == {N1}
     finally:
         await h3.member.stop()
+
+
+async def test_the_fast_path_follows_the_containers_here_and_there_except_on_icc_off_networks(
+        cluster: tuple[FakeEtcd, Host, Host]) -> None:
+    _, h1, h2 = cluster
+    await h1.create(N1)
+    await h2.create(N2)
+    ip1, ip2 = await h1.run(N1, "e" * 64), await h2.run(N2, "f" * 64)
+    (ep1,) = await h1.store.list_endpoints(N1)
+    here = (LocalPort(ep1.host_ifname, (ip1,)),)
+    await until(lambda: h1.vx.fast.get(N1) == (here, (ip2,)), "host 1: its container, redirects to host 2's")
+    await h2.net.delete_endpoint(nm.EndpointRef(NetworkID=N2, EndpointID="f" * 64))
+    await until(lambda: h1.vx.fast.get(N1) == (here, ()), "host 2's container gone from host 1's fast path")
+    # enable_icc=false: containers are kept apart by iptables rules on the bridge, which a fast path skips
+    n3, n4 = "3" * 64, "4" * 64
+    await h1.create(n3, "10.88.0.0/24", icc=False)
+    await h2.create(n4, "10.88.0.0/24", icc=False)
+    await h1.run(n3, "a" * 64, "local/10.88.0.0/24")
+    ip4 = await h2.run(n4, "b" * 64, "local/10.88.0.0/24")
+    await until(_has(h1, n3, ((ip4,), h2.addr), {h2.addr}), "host 1 has host 2's endpoint")
+    assert h1.vx.fast.get(n3, ((), ())) == ((), ())
+    await h1.net.delete_network(nm.NetworkRef(NetworkID=N1))
+    assert N1 not in h1.vx.fast
 
 
 def test_registry_view_ignores_malformed_records_and_orphan_endpoints() -> None:

@@ -53,7 +53,7 @@ class ClusterMemberComponent:
         self.member = ClusterMember(
             self._vxlan, store, pools,
             lambda local, changed: Registry(pools.client, pools.keys, host, local, changed),
-            host, port, guard)
+            host, port, guard, fast_path=self._config.fast_path)
 
     async def stop(self) -> None:
         if self._vxlan is not None:
