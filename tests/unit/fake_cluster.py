@@ -31,8 +31,9 @@ PREFIX = b"/t/"
 
 
 class Host:
-    def __init__(self, etcd: FakeEtcd, addr: str, local: SQLiteStore | None = None) -> None:
-        """``local``: another host's open state (that host's daemon started again)."""
+    def __init__(self, etcd: FakeEtcd, addr: str, local: SQLiteStore | None = None, fast_path: bool = True) -> None:
+        """``local``: another host's open state (that host's daemon started again); ``fast_path``:
+        False is ``serve --no-fast-path``."""
         self.addr = addr
         self.local = local or SQLiteStore(":memory:")
         self.pools = ClusterPools(EtcdSharedStore(etcd, PREFIX), addr)  # type: ignore[arg-type]
@@ -42,7 +43,7 @@ class Host:
         self.member = ClusterMember(
             self.vx, self.store, self.pools,
             lambda local, changed: Registry(etcd, self.pools.keys, addr, local, changed, ttl=3),  # type: ignore[arg-type]
-            addr, 4789, self.guard)
+            addr, 4789, self.guard, fast_path=fast_path)
         self.dp = FakeDataplane()
         self.net = NetworkService(self.store, self.dp, FakeFirewall(), FakeReserver(), self.member)
         self.ipam = IpamService(self.store, Config(), self.dp.host_routes)

@@ -242,6 +242,24 @@ async def test_the_fast_path_follows_the_containers_here_and_there_except_on_icc
     assert N1 not in h1.vx.fast
 
 
+async def test_no_fast_path_when_turned_off(cluster: tuple[FakeEtcd, Host, Host]) -> None:
+    etcd, _, h2 = cluster
+    h3 = Host(etcd, "192.0.2.13", fast_path=False)
+    await h3.local.open()
+    await h3.member.start()
+    try:
+        await h3.create("3" * 64)
+        await h2.create(N2)
+        await h3.run("3" * 64, "e" * 64)
+        ip2 = await h2.run(N2, "f" * 64)
+        await until(_has(h3, "3" * 64, ((ip2,), h2.addr), {h2.addr}), "host 3 has host 2's endpoint")
+        assert h3.vx.fast.get("3" * 64, ((), ())) == ((), ())
+        assert h2.vx.fast[N2][1] == ("10.77.0.2",)  # host 2 has one, to host 3's container
+    finally:
+        await h3.member.stop()
+        await h3.store.close()
+
+
 def test_registry_view_ignores_malformed_records_and_orphan_endpoints() -> None:
     view = RegistryView(b"/p/reg/")
     ep = b'{"network": "n", "mac": "02:00:00:00:00:01", "ips": ["10.0.0.2"], "vtep": "192.0.2.9"}'

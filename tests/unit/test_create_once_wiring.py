@@ -43,7 +43,7 @@ def _host_address() -> str:
 def test_serve_options(tmp_path: Path) -> None:
     base = ["serve", "--store", "etcd://127.0.0.1:2379", "--advertise-address", _host_address()]
     config = _serve_config(_parser().parse_args(base), tmp_path / "p.sock")
-    assert config.docker_socket == DEFAULT_DOCKER_SOCKET and config.create_once
+    assert config.docker_socket == DEFAULT_DOCKER_SOCKET and config.create_once and config.fast_path
     config = _serve_config(_parser().parse_args([*base, "--docker-socket", str(tmp_path / "d.sock"),
-                                                 "--no-create-once"]), tmp_path / "p.sock")
-    assert config.docker_socket == tmp_path / "d.sock" and not config.create_once
+                                                 "--no-create-once", "--no-fast-path"]), tmp_path / "p.sock")
+    assert config.docker_socket == tmp_path / "d.sock" and not config.create_once and not config.fast_path
