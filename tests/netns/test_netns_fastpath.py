@@ -49,7 +49,7 @@ async def test_cross_host_unicast_goes_past_the_bridge_and_the_rest_through_it(l
     await lab.wire(nets, cs)
     for host, c in zip(lab.hosts, cs, strict=True):
         others = [o for o in cs if o is not c]
-        assert await fast(host, nets[host], [c], others) == 2  # the VXLAN device and the veth
+        assert await fast(host, nets[host], [c], others) == 2 + 4  # the device: c's 2 addresses; the veth: 2 x 2
         assert await fast(host, nets[host], [c], others) == 0  # nothing to change
     c1, c2, _ = cs
     h1, h2 = c1.host, c2.host
@@ -69,14 +69,16 @@ async def test_a_changed_set_is_written_again_and_an_empty_one_removes_every_fil
     nets, (c1, c2, c3) = await three_hosts(lab)
     await lab.wire(nets, [c1, c2, c3])
     h1, net = c1.host, nets[c1.host]
-    assert await fast(h1, net, [c1], [c2]) == 2
+    assert await fast(h1, net, [c1], [c2]) == 4
     assert ping(c1.ns, c2.ip) and not ping(c1.ns, "10.77.0.99")
-    assert await fast(h1, net, [c1], [c2, c3]) == 1  # the veth's set grew; the device's did not change
-    assert ping(c1.ns, c3.ip)
-    assert redirected(h1, veth(c1)) >= 1
-    assert await fast(h1, net, [], [c2, c3]) == 2  # no container here: nothing on the device or the veth
-    assert not has_clsact(h1, net.ifname)
-    assert await fast(h1, net, [c1], []) == 1  # only the device's redirect to the container
+    assert await fast(h1, net, [c1], [c2, c3]) == 2  # c3's two addresses added on the veth, nothing else
+    assert ping(c1.ns, c3.ip) and ping(c1.ns, c3.ip6)
+    assert await fast(h1, net, [c1], [c3]) == 2  # c2's removed
+    assert ping(c1.ns, c2.ip), "c2 through the bridge"
+    assert redirected(h1, veth(c1)) >= 2
+    assert await fast(h1, net, [], [c2, c3]) == 2 + 2  # no container here: nothing on the device or the veth
+    assert not has_clsact(h1, net.ifname) and not has_clsact(h1, veth(c1))
+    assert await fast(h1, net, [c1], []) == 2  # only the device's redirects to the container
     assert has_clsact(h1, net.ifname) and not has_clsact(h1, veth(c1))
     assert ping(c1.ns, c2.ip), "through the bridge again"
     await h1.vx.remove_vxlan(net)
