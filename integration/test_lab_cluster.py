@@ -23,6 +23,7 @@ from integration.lab.containers import (
     Container,
     docker,
     ensure_network,
+    fast_path_packets,
     link_rx_packets,
     run_container,
     start,
@@ -98,6 +99,16 @@ def test_one_network_across_hosts_every_pair_pings(net: dict[str, Container]) ->
     for name, c in net.items():
         failed += [f"{name} -> gateway {gw}" for gw in (GW4, GW6) if not c.pings(gw, within=5)]
     assert not failed, "no answer: " + ", ".join(failed)
+
+
+def test_cross_host_traffic_takes_the_fast_path(net: dict[str, Container]) -> None:
+    """Pings from another host reach each host's container past its bridge: the tc redirects on the
+    host's VXLAN device count them (docs/multihost.md, "Fast path")."""
+    for host, src in zip(HOSTS, (H2, H3, H1), strict=True):
+        before = fast_path_packets(host, GW4)
+        for address in net[host.name].addresses():
+            assert address is not None and net[src.name].pings(address, within=10), (src.name, address)
+        assert fast_path_packets(host, GW4) >= before + 2, f"{host.name}: the pings from {src.name} took the bridge"
 
 
 def test_container_mtu_is_the_underlay_mtu_minus_50(net: dict[str, Container]) -> None:

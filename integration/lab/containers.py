@@ -5,9 +5,11 @@ idle container, read its addresses and counters, ping from it with a bounded wai
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from integration.constants import IDLE_CMD, IMAGE
 from integration.lab.topology import HostSpec, LabError, in_ns
@@ -108,15 +110,28 @@ def link_rx_packets(host: HostSpec, ifname: str) -> int:
     return int(json.loads(out)[0]["stats64"]["rx"]["packets"])
 
 
-def vxlan_of(host: HostSpec, gateway: str) -> tuple[int, int]:
-    """(VNI, UDP port) of the VXLAN device under the bridge that holds `gateway` in the host."""
+def _vxlan_link(host: HostSpec, gateway: str) -> dict[str, Any]:
+    """`ip -d -j link` of the VXLAN device under the bridge that holds `gateway` in the host."""
     addrs = json.loads(in_ns(host.netns, "ip", "-j", "addr", "show").stdout)
     bridges = [a["ifname"] for a in addrs if any(i.get("local") == gateway for i in a.get("addr_info", []))]
     if not bridges:
         raise LabError(f"{host.name}: no link holds the gateway {gateway}")
     links = json.loads(in_ns(host.netns, "ip", "-d", "-j", "link", "show", "master", bridges[0]).stdout)
     for link in links:
-        info = link.get("linkinfo", {})
-        if info.get("info_kind") == "vxlan":
-            return int(info["info_data"]["id"]), int(info["info_data"].get("port", 4789))
+        if link.get("linkinfo", {}).get("info_kind") == "vxlan":
+            return dict(link)
     raise LabError(f"{host.name}: no VXLAN device under {bridges[0]}: {[li['ifname'] for li in links]}")
+
+
+def vxlan_of(host: HostSpec, gateway: str) -> tuple[int, int]:
+    """(VNI, UDP port) of the VXLAN device under the bridge that holds `gateway` in the host."""
+    data = _vxlan_link(host, gateway)["linkinfo"]["info_data"]
+    return int(data["id"]), int(data.get("port", 4789))
+
+
+def fast_path_packets(host: HostSpec, gateway: str) -> int:
+    """Packets the fast path's redirects on that VXLAN device's ingress sent on to local containers
+    (tc's own counters; 0 if it has none)."""
+    dev = _vxlan_link(host, gateway)["ifname"]
+    out = in_ns(host.netns, "tc", "-s", "filter", "show", "dev", dev, "ingress").stdout
+    return sum(int(n) for n in re.findall(r"Sent \d+ bytes (\d+) pkt", out))
