@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from .linkdump import get_link
 from .rtnl import Rtnl, kernel_error, kernel_step
 from .vxlan_plan import LocalPort
 
@@ -114,12 +115,14 @@ class FastPath:
             self._written.pop(idx, None)
 
     async def _index(self, ifname: str) -> int | None:
+        """The link's index, None if there is none (the light decode: a sync looks up every local veth)."""
         ipr = await self._rtnl.socket()
         try:
-            found = await ipr.link_lookup(ifname=ifname)
+            return (await get_link(ipr, ifname)).index
         except NetlinkError as exc:
+            if exc.code == errno.ENODEV:
+                return None
             raise kernel_error("look up", ifname, exc) from exc
-        return found[0] if found else None
 
     async def _device(self, ipr: AsyncIPRoute, idx: int, wanted: frozenset[Redirect]) -> int:
         if len(wanted) > MAX_FILTERS:

@@ -207,10 +207,11 @@ class ClusterMember:
         await self._publish_host()
 
     async def endpoint_ready(self, net: NetworkRecord, ep: EndpointRecord) -> None:
+        """Its registry record; the watch's echo of that write starts the sync that gives it its fast
+        path (with etcd away, the guard keeper's sync every GUARD_EVERY_S does)."""
         c = cluster_of(net)
         if c is None:
             return
-        self._dirty.set()  # its fast path
         try:
             await self.registry.put_endpoint(ep.endpoint_id, self._entry(c[0], ep))
         except EtcdError as e:
@@ -218,7 +219,6 @@ class ClusterMember:
                         ep.endpoint_id[:12], e)
 
     async def endpoint_gone(self, ep: EndpointRecord) -> None:
-        self._dirty.set()  # a redirect to its veth goes
         try:
             await self.registry.delete_endpoint(ep.endpoint_id)
         except EtcdError as e:
