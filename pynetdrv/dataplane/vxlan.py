@@ -547,7 +547,7 @@ class VxlanDataplane:
 
     async def fast_path(self, network: VxlanNetwork, local: Sequence[LocalPort], remote_ips: Iterable[str]) -> int:
         """The redirects past the bridge (``fastpath``) between these local containers and these
-        remote addresses; the number of links rewritten."""
+        remote addresses; the number of filters added or removed."""
         return await self._fast.sync(network.network_id, network.ifname, local, remote_ips)
 
     async def ensure_remote_endpoint(self, network: VxlanNetwork, endpoint: RemoteEndpoint) -> int:
